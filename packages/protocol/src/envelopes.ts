@@ -1,0 +1,109 @@
+/**
+ * The envelopes exchanged between a coordinator (ROUTER) and its workers (DEALER).
+ * PROTOCOL.md beside this package is the normative description; these types mirror it.
+ */
+
+/** Bumped on any change a peer of the previous version could not read. */
+export const PROTOCOL_VERSION = 1;
+
+/** Rank 0 is the coordinator, as in MPI; workers hold ranks 1 and up. */
+export const COORDINATOR_RANK = 0;
+
+/** A task type (the seed's MultiWorkQueue task id) or a resource id: small scalar keys. */
+export type Key = string | number;
+
+/** An error as it crosses the wire: plain data, never a serialised Error object. */
+export interface WireError {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+}
+
+/** Settings a coordinator hands to a worker in `welcome`; the worker follows them. */
+export interface WorkerSettings {
+  /** How often each side sends a heartbeat when it has nothing else to send, in ms. */
+  heartbeatMs: number;
+  /** Silence after which a peer is presumed gone, in ms. */
+  livenessMs: number;
+}
+
+/** Reject codes a coordinator may answer a `register` with. */
+export type RejectCode =
+  | 'EVERSION' // the worker speaks another protocol version
+  | 'ERANKTAKEN' // the requested rank is held by another live worker
+  | 'EBADRANK' // the requested rank is not a positive integer
+  | 'EREGISTERED' // this connection has registered already
+  | 'ENOTREGISTERED' // a message other than register from an unknown connection
+  | 'ESHUTDOWN'; // the coordinator is shutting down
+
+export interface Register {
+  t: 'register';
+  /** The rank the worker asks for, or null for "the lowest free one". */
+  rank: number | null;
+  host: string;
+  pid: number;
+}
+
+export interface Welcome {
+  t: 'welcome';
+  rank: number;
+  settings: WorkerSettings;
+}
+
+export interface Reject {
+  t: 'reject';
+  code: RejectCode;
+  message: string;
+  /** With EVERSION: the version the coordinator speaks. */
+  version?: number;
+}
+
+/** The worker is idle and can take one task. */
+export interface Ready {
+  t: 'ready';
+}
+
+export interface Work {
+  t: 'work';
+  id: number;
+  attempt: number;
+  type: Key | null;
+  resource: Key | null;
+  /** The task's data, msgpack-encoded on its own; it travels as the next frame. */
+  payload: Uint8Array;
+}
+
+export interface Result {
+  t: 'result';
+  id: number;
+  attempt: number;
+  /** The handler's return value, msgpack-encoded on its own; it travels as the next frame. */
+  payload: Uint8Array;
+}
+
+export interface TaskFailed {
+  t: 'error';
+  id: number;
+  attempt: number;
+  error: WireError;
+}
+
+export interface Heartbeat {
+  t: 'heartbeat';
+}
+
+export interface Terminate {
+  t: 'terminate';
+}
+
+export interface Bye {
+  t: 'bye';
+}
+
+/** What a worker may send. */
+export type WorkerMessage = Register | Ready | Result | TaskFailed | Heartbeat | Bye;
+/** What a coordinator may send. */
+export type CoordinatorMessage = Welcome | Reject | Work | Heartbeat | Terminate;
+export type Envelope = WorkerMessage | CoordinatorMessage;
+export type EnvelopeType = Envelope['t'];

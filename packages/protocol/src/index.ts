@@ -1,0 +1,3 @@
+export * from './envelopes.ts';
+export * from './errors.ts';
+export * from './codec.ts';
