@@ -1,0 +1,316 @@
+/**
+ * The coordinator process's shell: binds the ROUTER transport to the Farm, executes what the Farm
+ * queues, logs what happens, and wakes whoever waits for a change. Rank 0 of a job.
+ */
+import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError } from '@taskfarm/protocol';
+import type { Logger } from 'pino';
+import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
+import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
+import { createLogger } from './logger.ts';
+import { setDefaultHost, type FarmHost, type Master, type Supply, type WaitOptions } from './master.ts';
+import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { RouterTransport } from './transport.ts';
+
+interface Waiter {
+  resolve(changed: boolean): void;
+  reject(err: unknown): void;
+  cleanup(): void;
+}
+
+export class Coordinator implements FarmHost {
+  readonly options: ResolvedOptions;
+  readonly farm: Farm;
+  readonly log: Logger;
+  /** Resolves with the bound endpoint; rejects (and the coordinator closes) when binding fails. */
+  readonly ready: Promise<string>;
+  /** Protocol errors and dropped messages, by reason. */
+  readonly counters = { protocolErrors: new Map<string, number>(), dropped: new Map<string, number>() };
+  readonly #transport: RouterTransport;
+  readonly #waiters = new Set<Waiter>();
+  readonly #listeners = new Set<() => void>();
+  readonly #masters = new Set<Master>();
+  readonly #workerLogs = new Map<number, Logger>();
+  readonly #limiter = new RateLimiter(10_000, 5);
+  #endpoint: string | null = null;
+  #flushScheduled = false;
+  #closed: CoordinatorClosedError | null = null;
+  #closing: Promise<void> | null = null;
+  #everAttached = false;
+  #autoClose = false;
+  readonly #onSignal = (signal: NodeJS.Signals) => void this.#shutdownOnSignal(signal);
+
+  /** Creates a coordinator and waits until it listens. */
+  static async start(options?: CoordinatorOptions): Promise<Coordinator> {
+    const c = new Coordinator(options);
+    await c.ready;
+    return c;
+  }
+
+  constructor(options?: CoordinatorOptions) {
+    this.options = resolveOptions(options);
+    const o = this.options;
+    this.log = o.logger ?? createLogger(o.logLevel);
+    this.farm = new Farm(
+      { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs },
+      {
+        firstFreeRank: o.size,
+        observer: {
+          joined: (w) => this.#joined(w),
+          left: (w, reason, task) => {
+            const log = this.#workerLog(w);
+            if (reason === 'bye') log.info('worker left');
+            else log.warn({ reason, requeued: task ? { id: task.id, attempt: task.attempt } : null }, 'worker lost');
+            this.#workerLogs.delete(w.rank);
+          },
+          rejected: (peer, code, message) => this.#rateLimited(`reject:${code}`, { peer: hex(peer), code }, `registration rejected: ${message}`),
+          dropped: (peer, reason, detail) => {
+            bump(this.counters.dropped, reason);
+            this.#rateLimited(`drop:${reason}`, { peer: hex(peer), reason }, `message dropped: ${detail}`);
+          },
+        },
+      },
+    );
+    this.#transport = new RouterTransport(
+      { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes, lingerMs: o.closeGraceMs },
+      {
+        message: (peer, frames) => this.#onMessage(peer, frames),
+        notify: (peer) => this.#onNotify(peer),
+        sendFailed: (peer, err) => {
+          this.log.warn({ peer: hex(peer.toString('latin1')), err: err.message }, 'send failed; peer unreachable');
+          this.farm.unreachable(peer.toString('latin1'));
+          this.#changed();
+        },
+        receiveFailed: (err) => {
+          this.log.error({ err }, 'receive loop failed');
+          void this.close();
+        },
+      },
+    );
+    if (o.handleSignals) {
+      process.on('SIGINT', this.#onSignal);
+      process.on('SIGTERM', this.#onSignal);
+    }
+    this.ready = this.#bind();
+    // Failures reach the application through ready and through every wait; do not crash on an unobserved ready.
+    this.ready.catch(() => {});
+  }
+
+  /** The bound endpoint, with the port filled in. Throws before `ready` resolves. */
+  get endpoint(): string {
+    if (this.#endpoint === null) throw new Error('the coordinator is not bound yet; await coordinator.ready');
+    return this.#endpoint;
+  }
+
+  get closed(): boolean {
+    return this.#closed !== null;
+  }
+
+  async #bind(): Promise<string> {
+    try {
+      const endpoint = await this.#transport.bind(this.options.endpoint);
+      this.#endpoint = endpoint;
+      this.log.info({ endpoint, protocol: PROTOCOL_VERSION }, 'coordinator listening');
+      // Tell `taskfarm run` where to point the workers it is about to start.
+      if (this.options.endpointFromEnv && process.env.TASKFARM_LAUNCHER && process.send) {
+        process.send({ taskfarm: 'bound', endpoint });
+      }
+      return endpoint;
+    } catch (err) {
+      const e = new CoordinatorClosedError(`cannot bind ${this.options.endpoint}: ${(err as Error).message}`, { cause: err });
+      this.log.error({ endpoint: this.options.endpoint, err: (err as Error).message }, 'bind failed');
+      this.#fail(e);
+      await this.#transport.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  // --- FarmHost ------------------------------------------------------------------------------
+
+  flush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      const out = this.farm.outbox.splice(0);
+      for (const [peer, env] of out) this.#transport.send(Buffer.from(peer, 'latin1'), encode(env));
+    });
+  }
+
+  waitForChange(options: WaitOptions, supply: () => Supply): Promise<boolean> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const s = supply();
+    if (s === 'none') return Promise.reject(new NoWorkersError('no worker ranks: this job has no workers to run its tasks (did you start it with -n 1?)'));
+    options.signal?.throwIfAborted();
+    return new Promise<boolean>((resolve, reject) => {
+      const timers: NodeJS.Timeout[] = [];
+      const onAbort = () => {
+        waiter.cleanup();
+        reject(options.signal!.reason);
+      };
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        cleanup: () => {
+          for (const t of timers) clearTimeout(t);
+          options.signal?.removeEventListener('abort', onAbort);
+          this.#waiters.delete(waiter);
+        },
+      };
+      if (s === 'absent' && this.options.workerWaitMs > 0) {
+        const ms = this.options.workerWaitMs;
+        timers.push(
+          setTimeout(() => {
+            waiter.cleanup();
+            reject(new NoWorkersError(`no worker connected within ${ms} ms (workerWaitMs); is anything pointed at ${this.#endpoint ?? this.options.endpoint}?`));
+          }, ms),
+        );
+      }
+      if (options.timeoutMs !== undefined) {
+        timers.push(
+          setTimeout(() => {
+            waiter.cleanup();
+            resolve(false);
+          }, options.timeoutMs),
+        );
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  attach(master: Master): void {
+    this.#masters.add(master);
+    this.#everAttached = true;
+  }
+
+  detach(master: Master): void {
+    this.#masters.delete(master);
+    if (this.#autoClose && this.#everAttached && this.#masters.size === 0) void this.close();
+  }
+
+  /** Calls `fn` after every change (synchronously, after the farm has taken the event in). */
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /**
+   * Terminates every worker still connected, waits up to `closeGraceMs` for their byes, closes the
+   * socket and rejects pending waits with CoordinatorClosedError.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.farm.close();
+      for (const w of [...this.farm.workers()]) this.farm.terminate(w.rank);
+      this.flush();
+      if (this.farm.workerCount > 0) await this.#untilNoWorkers(this.options.closeGraceMs);
+      await this.#transport.close();
+      this.#fail(new CoordinatorClosedError());
+      process.off('SIGINT', this.#onSignal);
+      process.off('SIGTERM', this.#onSignal);
+      this.log.info('coordinator closed');
+    })();
+    return this.#closing;
+  }
+
+  // --- events ----------------------------------------------------------------------------------
+
+  #onMessage(peerBuf: Buffer, frames: Buffer[]): void {
+    const peer = peerBuf.toString('latin1');
+    const now = Date.now();
+    try {
+      for (const msg of decodeFromWorker(frames, { maxFrameBytes: this.options.maxMessageBytes })) this.farm.receive(peer, msg, now);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      bump(this.counters.protocolErrors, err.code);
+      const rank = this.farm.rankOf(peer);
+      this.#rateLimited(`protocol:${err.code}`, { peer: hex(peer), rank, code: err.code }, `bad message: ${err.message}`);
+      if (err.code === 'EVERSION' && rank === null) this.farm.rejectVersion(peer, err.peerVersion, PROTOCOL_VERSION);
+    }
+    this.flush();
+    this.#changed();
+  }
+
+  #onNotify(peerBuf: Buffer): void {
+    const peer = peerBuf.toString('latin1');
+    if (this.farm.isConnected(peer)) this.farm.disconnected(peer);
+    else this.farm.connected(peer);
+    this.#changed();
+  }
+
+  #joined(w: WorkerRecord): void {
+    this.#workerLog(w).info({ pid: w.pid }, 'worker joined');
+  }
+
+  #workerLog(w: WorkerRecord): Logger {
+    let log = this.#workerLogs.get(w.rank);
+    if (!log) {
+      log = this.log.child({ rank: w.rank, host: w.host });
+      this.#workerLogs.set(w.rank, log);
+    }
+    return log;
+  }
+
+  #rateLimited(key: string, fields: object, msg: string): void {
+    const suppressed = this.#limiter.take(key, Date.now());
+    if (suppressed === false) return;
+    this.log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  }
+
+  #changed(): void {
+    for (const w of [...this.#waiters]) {
+      w.cleanup();
+      w.resolve(true);
+    }
+    for (const fn of this.#listeners) fn();
+  }
+
+  #fail(err: CoordinatorClosedError): void {
+    this.#closed ??= err;
+    for (const w of [...this.#waiters]) {
+      w.cleanup();
+      w.reject(this.#closed);
+    }
+  }
+
+  #untilNoWorkers(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const off = this.onChange(() => {
+        if (this.farm.workerCount === 0) done();
+      });
+      function done() {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  }
+
+  async #shutdownOnSignal(signal: NodeJS.Signals): Promise<void> {
+    this.log.warn({ signal }, 'signal received: terminating workers and closing');
+    await this.close();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  }
+
+  /** Marks this as the implicit coordinator, which closes once every Master on it has terminated its workers. */
+  static shared(): Coordinator {
+    if (!shared || shared.closed) {
+      shared = new Coordinator({ handleSignals: true });
+      shared.#autoClose = true;
+    }
+    return shared;
+  }
+}
+
+let shared: Coordinator | null = null;
+setDefaultHost(() => Coordinator.shared());
+
+function bump(m: Map<string, number>, key: string): void {
+  m.set(key, (m.get(key) ?? 0) + 1);
+}
+
+function hex(peer: PeerId): string {
+  return Buffer.from(peer, 'latin1').toString('hex');
+}

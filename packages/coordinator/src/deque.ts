@@ -1,0 +1,51 @@
+/**
+ * A FIFO with O(1) push, shift and unshift. The seed pops from the front of a Python list, which
+ * costs O(queue length) per task; a ring buffer keeps a million queued tasks as cheap as ten.
+ */
+export class Deque<T> {
+  #buf: (T | undefined)[];
+  #head = 0;
+  #size = 0;
+
+  constructor(capacity = 16) {
+    this.#buf = new Array(capacity);
+  }
+
+  get length(): number {
+    return this.#size;
+  }
+
+  push(item: T): void {
+    if (this.#size === this.#buf.length) this.#grow();
+    this.#buf[(this.#head + this.#size) % this.#buf.length] = item;
+    this.#size++;
+  }
+
+  /** Puts an item at the head: requeued work goes before work that never ran. */
+  unshift(item: T): void {
+    if (this.#size === this.#buf.length) this.#grow();
+    this.#head = (this.#head - 1 + this.#buf.length) % this.#buf.length;
+    this.#buf[this.#head] = item;
+    this.#size++;
+  }
+
+  shift(): T | undefined {
+    if (this.#size === 0) return undefined;
+    const item = this.#buf[this.#head];
+    this.#buf[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.#buf.length;
+    this.#size--;
+    return item;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = 0; i < this.#size; i++) yield this.#buf[(this.#head + i) % this.#buf.length] as T;
+  }
+
+  #grow(): void {
+    const next = new Array<T | undefined>(Math.max(16, this.#buf.length * 2));
+    for (let i = 0; i < this.#size; i++) next[i] = this.#buf[(this.#head + i) % this.#buf.length];
+    this.#buf = next;
+    this.#head = 0;
+  }
+}

@@ -1,0 +1,8 @@
+export { Coordinator } from './coordinator.ts';
+export { Master, type MasterOptions, type WaitOptions } from './master.ts';
+export { WorkQueue, type TaskResult } from './work-queue.ts';
+export { MultiWorkQueue, type MasterDetail } from './multi-work-queue.ts';
+export { DEFAULTS as COORDINATOR_DEFAULTS, type CoordinatorOptions } from './options.ts';
+export type { AffinityKind } from './affinity.ts';
+export type { WorkerRecord, WorkerState } from './farm.ts';
+export * from './errors.ts';

@@ -1,0 +1,304 @@
+/**
+ * The seed's Master: a group of worker ranks, each ready, running a task, or holding a completed
+ * result until the application collects it with getData(). A worker becomes ready again only once
+ * its previous result has been collected, exactly as in mpi-master-slave.
+ */
+import { decodePayload, encodePayload, type Key } from '@taskfarm/protocol';
+import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
+import type { Farm, FarmListener, Outcome, Task } from './farm.ts';
+
+export interface WaitOptions {
+  /** Resolve with `false` after this many ms without a change. Default: wait until something changes. */
+  timeoutMs?: number;
+  /** Reject with the signal's reason when it aborts. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Whether a group of Masters can expect workers: `none` means never (no ranks at all), `absent` that
+ * none of their workers has connected yet, `present` that at least one is connected.
+ */
+export type Supply = 'none' | 'absent' | 'present';
+
+/** What a Master needs from the coordinator it runs on; `Coordinator` implements it. */
+export interface FarmHost {
+  readonly farm: Farm;
+  /** Sends whatever the farm has queued, soon (the shell batches within a tick). */
+  flush(): void;
+  /** Resolves when the farm's state changes; see Master.changed(). */
+  waitForChange(options: WaitOptions, supply: () => Supply): Promise<boolean>;
+  attach(master: Master): void;
+  detach(master: Master): void;
+}
+
+export interface MasterOptions {
+  /** The coordinator to run on. Default: the process's shared coordinator, configured from the environment. */
+  coordinator?: FarmHost;
+  /** Sent to workers with each task (`TaskContext.type`), so that one worker can serve several types. Default null. */
+  taskType?: Key | null;
+}
+
+/** A completed task as the queues collect it. */
+export interface Completion {
+  readonly rank: number;
+  readonly task: Task;
+  readonly outcome: Outcome;
+}
+
+let defaultHost: (() => FarmHost) | null = null;
+/** Set by the coordinator module: how a Master without an explicit coordinator finds one. */
+export function setDefaultHost(factory: () => FarmHost): void {
+  defaultHost = factory;
+}
+
+export class Master implements FarmListener {
+  readonly host: FarmHost;
+  readonly taskType: Key | null;
+  readonly #ranks = new Set<number>();
+  /** Ready ranks in the order they became ready, so the longest-idle worker is offered first. */
+  readonly #ready = new Set<number>();
+  readonly #running = new Map<number, Task>();
+  readonly #completed = new Map<number, Completion>();
+  readonly #lost: Task[] = [];
+  #terminating: { pending: Set<number>; resolve: () => void; promise: Promise<void> } | null = null;
+  #terminated = false;
+  /**
+   * Told when a worker of this Master leaves, with the task it had in flight; a WorkQueue puts the
+   * task back at the head of its queue. Without one, lost tasks wait in getLostWork().
+   */
+  onWorkerGone: ((rank: number, task: Task | null) => void) | null = null;
+
+  /**
+   * @param workers the ranks this Master controls, as in the seed (`range(1, size())`). Omitted:
+   *   the Master adopts every worker no other Master owns, including workers that join later.
+   */
+  constructor(workers?: Iterable<number>, options: MasterOptions = {}) {
+    if (!options.coordinator && !defaultHost) throw new Error('internal: no default coordinator registered');
+    this.host = options.coordinator ?? defaultHost!();
+    this.taskType = options.taskType ?? null;
+    this.host.attach(this);
+    if (workers === undefined) {
+      if (this.host.farm.adopter === null) this.host.farm.setAdopter(this);
+    } else {
+      for (const rank of workers) this.addWorker(rank);
+    }
+  }
+
+  /** True when this Master takes every unowned worker that joins. */
+  get adopting(): boolean {
+    return this.host.farm.adopter === this;
+  }
+
+  /** Stops adopting joining workers (a MultiWorkQueue deals workers out itself). */
+  stopAdopting(): void {
+    if (this.adopting) this.host.farm.setAdopter(null);
+  }
+
+  numWorkers(): number {
+    return this.#ranks.size;
+  }
+
+  ranks(): number[] {
+    return [...this.#ranks];
+  }
+
+  /** Gives this Master a worker rank. The rank need not have connected yet. */
+  addWorker(rank: number): void {
+    if (!Number.isSafeInteger(rank) || rank < 1) throw new RangeError(`worker ranks are integers >= 1, not ${rank}`);
+    const farm = this.host.farm;
+    const owner = farm.owner(rank);
+    if (owner && owner !== this) throw new RankOwnedError(rank);
+    this.#ranks.add(rank);
+    farm.setOwner(rank, this);
+    if (farm.worker(rank)?.state === 'idle' && !this.#completed.has(rank)) this.workerReady(rank);
+  }
+
+  /** Releases a ready worker (only a ready one, as in the seed); returns whether it was released. */
+  removeWorker(rank: number): boolean {
+    if (!this.#ready.has(rank)) return false;
+    this.#ready.delete(rank);
+    this.#ranks.delete(rank);
+    this.host.farm.setOwner(rank, null);
+    return true;
+  }
+
+  /** Moves a ready worker (the given one, or the first ready) to another Master; returns its rank or null. */
+  moveWorker(to: Master, rank?: number): number | null {
+    const r = rank ?? this.#ready.values().next().value;
+    if (r === undefined || !this.removeWorker(r)) return null;
+    to.addWorker(r);
+    return r;
+  }
+
+  getReadyWorkers(): number[] {
+    return [...this.#ready];
+  }
+
+  hasReadyWorker(): boolean {
+    return this.#ready.size > 0;
+  }
+
+  /** Sends `data` to a ready worker. Throws WorkerNotReadyError otherwise, and PayloadError if msgpack cannot carry `data`. */
+  run(rank: number, data: unknown): number {
+    this.#assertReady(rank);
+    const task: Task = { id: this.host.farm.newTaskId(), attempt: 1, type: this.taskType, resource: null, payload: encodePayload(data) };
+    this.dispatch(rank, task);
+    return task.id;
+  }
+
+  /** Sends an already-encoded task (from a queue) to a ready worker. */
+  dispatch(rank: number, task: Task): void {
+    this.#assertReady(rank);
+    this.#ready.delete(rank);
+    this.#running.set(rank, task);
+    this.host.farm.dispatch(rank, task);
+    this.host.flush();
+  }
+
+  getCompletedWorkers(): number[] {
+    return [...this.#completed.keys()];
+  }
+
+  /**
+   * The result of the task a completed worker ran, which makes the worker ready again. A task whose
+   * handler threw yields a TaskError (it is returned, not thrown, so that the run goes on).
+   * Undefined for a rank with nothing to collect, as in the seed.
+   */
+  getData(rank: number): unknown {
+    const c = this.#collect(rank);
+    return c === undefined ? undefined : valueOf(c);
+  }
+
+  /** Collects every completed task at once (the queues use this). */
+  takeCompleted(): Completion[] {
+    const out = [...this.#completed.values()];
+    for (const c of out) this.#collect(c.rank);
+    return out;
+  }
+
+  /** Tasks lost with their worker when nobody (no queue) took them back; their data, oldest first. */
+  getLostWork(): unknown[] {
+    return this.#lost.splice(0).map((t) => decodePayload(t.payload));
+  }
+
+  /** Nothing running and nothing left to collect. */
+  done(): boolean {
+    return this.#running.size === 0 && this.#completed.size === 0;
+  }
+
+  /** Tasks in flight on this Master's workers. */
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /** Completed tasks whose results have not been collected. */
+  get completedCount(): number {
+    return this.#completed.size;
+  }
+
+  /**
+   * Resolves with true when anything changed (a result arrived, a worker joined or left), or false
+   * after `timeoutMs`. Rejects with NoWorkersError when this Master has no ranks at all, or none of
+   * them connected within the coordinator's `workerWaitMs`. This replaces the seed's sleep.
+   */
+  changed(options: WaitOptions = {}): Promise<boolean> {
+    return this.host.waitForChange(options, () => this.supply());
+  }
+
+  supply(): Supply {
+    if (this.adopting) return this.host.farm.workerCount > 0 ? 'present' : 'absent';
+    if (this.#ranks.size === 0) return 'none';
+    for (const r of this.#ranks) if (this.host.farm.worker(r)) return 'present';
+    return 'absent';
+  }
+
+  /**
+   * Tells every worker of this Master to exit and resolves once each connected one has said bye.
+   * Ranks that connect later are told to exit as soon as they are ready.
+   */
+  terminateWorkers(): Promise<void> {
+    if (this.#terminating) return this.#terminating.promise;
+    const farm = this.host.farm;
+    this.stopAdopting();
+    const pending = new Set<number>();
+    for (const r of this.#ranks) {
+      if (farm.worker(r)) {
+        pending.add(r);
+        farm.terminate(r);
+      }
+    }
+    this.#ready.clear();
+    this.host.flush();
+    let resolve!: () => void;
+    const promise = new Promise<void>((res) => (resolve = res));
+    this.#terminating = { pending, resolve, promise };
+    if (pending.size === 0) this.#finishTerminate();
+    return promise;
+  }
+
+  #finishTerminate(): void {
+    if (this.#terminated) return;
+    this.#terminated = true;
+    this.#terminating!.resolve();
+    this.host.detach(this);
+  }
+
+  // --- FarmListener ---------------------------------------------------------------------------
+
+  workerReady(rank: number): void {
+    this.#ranks.add(rank);
+    if (this.#terminating) {
+      this.#terminating.pending.add(rank);
+      this.host.farm.terminate(rank);
+      this.host.flush();
+      return;
+    }
+    if (!this.#completed.has(rank)) this.#ready.add(rank);
+  }
+
+  taskFinished(rank: number, task: Task, outcome: Outcome): void {
+    this.#running.delete(rank);
+    this.#completed.set(rank, { rank, task, outcome });
+  }
+
+  workerGone(rank: number, task: Task | null): void {
+    this.#ready.delete(rank);
+    this.#running.delete(rank);
+    if (this.onWorkerGone) this.onWorkerGone(rank, task);
+    else if (task) this.#lost.push(task);
+    if (this.#terminating?.pending.delete(rank) && this.#terminating.pending.size === 0) this.#finishTerminate();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #collect(rank: number): Completion | undefined {
+    const c = this.#completed.get(rank);
+    if (c === undefined) return undefined;
+    this.#completed.delete(rank);
+    const w = this.host.farm.worker(rank);
+    if (w?.state === 'idle' && this.#ranks.has(rank) && !this.#terminating) this.#ready.add(rank);
+    return c;
+  }
+
+  #assertReady(rank: number): void {
+    if (this.#ready.has(rank)) return;
+    let why: string;
+    if (!this.#ranks.has(rank)) why = 'it does not belong to this Master';
+    else if (this.#running.has(rank)) why = 'it is running a task';
+    else if (this.#completed.has(rank)) why = 'its previous result has not been collected with getData()';
+    else if (this.#terminating) why = 'it is being terminated';
+    else why = 'it has not connected';
+    throw new WorkerNotReadyError(rank, why);
+  }
+}
+
+/** The application-facing value of a completion: the decoded result, or a TaskError. */
+export function valueOf(c: Completion): unknown {
+  if (!c.outcome.ok) return new TaskError(c.outcome.error, c.task, c.rank);
+  try {
+    return decodePayload(c.outcome.payload);
+  } catch (err) {
+    return new TaskError({ name: 'ProtocolError', message: (err as Error).message, code: 'EPROTOCOL' }, c.task, c.rank);
+  }
+}
+

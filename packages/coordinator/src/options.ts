@@ -1,0 +1,91 @@
+import type { Logger } from 'pino';
+
+/** Coordinator settings. Every field is optional; the default is given with each. */
+export interface CoordinatorOptions {
+  /**
+   * ZeroMQ endpoint of the ROUTER socket. `tcp://127.0.0.1:*` picks a free port (read it back from
+   * `coordinator.endpoint`). Default: `$TASKFARM_BIND`, else `tcp://127.0.0.1:5555`.
+   */
+  endpoint?: string;
+  /**
+   * The job's size as `taskfarm run -n N` gives it: ranks 1..N-1 are kept for the workers it starts
+   * (they ask for them), and workers that ask for no rank get N and up. Default: `$TASKFARM_SIZE`, else 1.
+   */
+  size?: number;
+  /** ZeroMQ heartbeat interval on every connection, in ms. Default 1000. */
+  heartbeatMs?: number;
+  /**
+   * Silence after which a connection is dropped and its worker declared lost, in ms. Default 3000:
+   * three missed heartbeats, long enough to ride out a GC pause, short enough to requeue quickly.
+   */
+  livenessMs?: number;
+  /**
+   * How long a queue waits for the first of its workers to connect before rejecting with
+   * NoWorkersError, in ms; 0 waits forever. Default: `$TASKFARM_WORKER_WAIT_MS`, else 30000.
+   */
+  workerWaitMs?: number;
+  /** Largest frame accepted from a peer, in bytes (ZeroMQ's maxMessageSize). Default 64 MiB. */
+  maxMessageBytes?: number;
+  /** A pino logger to log to. Default: a new one at `logLevel`. */
+  logger?: Logger;
+  /** Level of the default logger. Default: `$TASKFARM_LOG_LEVEL`, else `info`. */
+  logLevel?: string;
+  /**
+   * On SIGINT/SIGTERM, terminate the workers, close, and exit. Default: true for the shared
+   * coordinator that Masters create implicitly, false for one created with `Coordinator.start()`.
+   */
+  handleSignals?: boolean;
+  /** How long close() waits for workers to say bye, in ms. Default 2000. */
+  closeGraceMs?: number;
+}
+
+export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'logger'>> & { logger: Logger | null; endpointFromEnv: boolean };
+
+export const DEFAULTS = Object.freeze({
+  endpoint: 'tcp://127.0.0.1:5555',
+  size: 1,
+  heartbeatMs: 1000,
+  livenessMs: 3000,
+  workerWaitMs: 30_000,
+  maxMessageBytes: 64 * 1024 * 1024,
+  logLevel: 'info',
+  handleSignals: false,
+  closeGraceMs: 2000,
+});
+
+export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  const endpointFromEnv = o.endpoint === undefined && !!env.TASKFARM_BIND;
+  const r: ResolvedOptions = {
+    endpoint: o.endpoint ?? (env.TASKFARM_BIND || DEFAULTS.endpoint),
+    size: o.size ?? envInt(env, 'TASKFARM_SIZE', 1) ?? DEFAULTS.size,
+    heartbeatMs: o.heartbeatMs ?? DEFAULTS.heartbeatMs,
+    livenessMs: o.livenessMs ?? DEFAULTS.livenessMs,
+    workerWaitMs: o.workerWaitMs ?? envInt(env, 'TASKFARM_WORKER_WAIT_MS', 0) ?? DEFAULTS.workerWaitMs,
+    maxMessageBytes: o.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+    logLevel: o.logLevel ?? (env.TASKFARM_LOG_LEVEL || DEFAULTS.logLevel),
+    handleSignals: o.handleSignals ?? DEFAULTS.handleSignals,
+    closeGraceMs: o.closeGraceMs ?? DEFAULTS.closeGraceMs,
+    logger: o.logger ?? null,
+    endpointFromEnv,
+  };
+  if (!/^(tcp|ipc|inproc):\/\/.+/.test(r.endpoint)) throw new RangeError(`endpoint must look like tcp://HOST:PORT, not ${JSON.stringify(r.endpoint)}`);
+  positive('size', r.size, 1);
+  positive('heartbeatMs', r.heartbeatMs, 1);
+  positive('livenessMs', r.livenessMs, r.heartbeatMs);
+  positive('workerWaitMs', r.workerWaitMs, 0);
+  positive('maxMessageBytes', r.maxMessageBytes, 1024);
+  positive('closeGraceMs', r.closeGraceMs, 0);
+  return r;
+}
+
+function positive(name: string, v: number, min: number): void {
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, not ${v}`);
+}
+
+function envInt(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const v = Number(raw);
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`$${name} must be an integer >= ${min}, not ${JSON.stringify(raw)}`);
+  return v;
+}

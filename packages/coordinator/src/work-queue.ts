@@ -1,0 +1,191 @@
+/**
+ * The seed's WorkQueue: tasks waiting for the workers of one Master, handed out with resource
+ * affinity. Two ways to drive it:
+ *   - the seed's loop: `while (!q.done()) { q.doWork(); for (const r of q.getCompletedWork()) ...; await q.changed(); }`
+ *   - async: `await q.map(items)`, `await q.submit(data)`, `for await (const r of q.results())`, `await q.drain()`.
+ */
+import { encodePayload, type Key } from '@taskfarm/protocol';
+import { AffinityQueue, type AffinityKind } from './affinity.ts';
+import { TaskError } from './errors.ts';
+import type { Task } from './farm.ts';
+import { valueOf, type Completion, type Master, type WaitOptions } from './master.ts';
+
+/** One finished task, as the async API hands it out. */
+export type TaskResult =
+  | { readonly id: number; readonly resource: Key | null; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly resource: Key | null; readonly ok: false; readonly error: TaskError };
+
+/** Who hands out work and waits for changes: the queue itself, or the MultiWorkQueue it belongs to. */
+export interface Driver {
+  doWork(): void;
+  changed(options?: WaitOptions): Promise<boolean>;
+}
+
+export class WorkQueue implements Driver {
+  readonly master: Master;
+  /** How many dispatches fell under each affinity rule (see affinity.ts). */
+  readonly affinity: Record<AffinityKind, number> = { same: 0, none: 0, unheld: 0, shared: 0 };
+  /** Set by a MultiWorkQueue so that async waits also lend and borrow workers. */
+  driver: Driver = this;
+  readonly #queue = new AffinityQueue();
+  /** Collected from the Master, not yet handed to the application. */
+  #results: TaskResult[] = [];
+  readonly #waiters = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  #pumping = false;
+
+  constructor(master: Master) {
+    this.master = master;
+    master.onWorkerGone = (rank, task) => {
+      this.#queue.release(rank);
+      if (task) {
+        task.attempt++;
+        this.#queue.unshift(task);
+      }
+    };
+  }
+
+  /**
+   * Queues `data` for the next free worker; `resourceId` names the resource it needs, so that a
+   * worker that already holds that resource gets it. Throws PayloadError at once if msgpack cannot
+   * carry `data`. Returns the task's id.
+   */
+  addWork(data: unknown, resourceId: Key | null = null): number {
+    const task: Task = {
+      id: this.master.host.farm.newTaskId(),
+      attempt: 1,
+      type: this.master.taskType,
+      resource: resourceId,
+      payload: encodePayload(data),
+    };
+    this.#queue.push(task);
+    return task.id;
+  }
+
+  /** Gives queued work to every ready worker of the Master. */
+  doWork(): void {
+    if (this.#queue.length === 0) return;
+    for (const rank of this.master.getReadyWorkers()) {
+      const pick = this.#queue.pick(rank);
+      if (!pick) break;
+      this.affinity[pick.kind]++;
+      this.master.dispatch(rank, pick.task);
+    }
+  }
+
+  /** The results of the tasks completed since the last call; a task that failed appears as its TaskError. */
+  getCompletedWork(): unknown[] {
+    return this.takeResults().map((r) => (r.ok ? r.value : r.error));
+  }
+
+  /** Like getCompletedWork(), with each task's id and resource. */
+  takeResults(): TaskResult[] {
+    this.#collect();
+    const out = this.#results;
+    this.#results = [];
+    return out;
+  }
+
+  /** No queued work, nothing running, nothing left to collect. */
+  done(): boolean {
+    return this.#queue.length === 0 && this.#results.length === 0 && this.master.done();
+  }
+
+  /** Tasks waiting for a worker. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** What the worker of `rank` holds, as far as this queue's affinity is concerned. */
+  resourceOf(rank: number): Key | null {
+    return this.#queue.heldBy(rank);
+  }
+
+  /**
+   * Resolves when something changed, replacing the seed's sleep in its loop. Resolves at once when
+   * the loop has something to do (results to collect, work for a ready worker) or nothing left to
+   * wait for (done()), so a loop that calls it last never hangs on its final round.
+   */
+  changed(options?: WaitOptions): Promise<boolean> {
+    if (this.done() || this.actionable()) return Promise.resolve(true);
+    return this.master.changed(options);
+  }
+
+  /** True when doWork()/getCompletedWork() would make progress now. */
+  actionable(): boolean {
+    return this.#results.length > 0 || this.master.completedCount > 0 || (this.#queue.length > 0 && this.master.hasReadyWorker());
+  }
+
+  /** Runs one task and resolves with its result (rejects with its TaskError). */
+  submit(data: unknown, resourceId: Key | null = null): Promise<unknown> {
+    const id = this.addWork(data, resourceId);
+    const p = new Promise<unknown>((resolve, reject) => this.#waiters.set(id, { resolve, reject }));
+    this.#pump();
+    return p;
+  }
+
+  /** Runs one task per item and resolves with their results in order; rejects with the first TaskError. */
+  map<T>(items: Iterable<T>, resourceOf?: (item: T, index: number) => Key | null): Promise<unknown[]> {
+    const tasks: Promise<unknown>[] = [];
+    let i = 0;
+    for (const item of items) tasks.push(this.submit(item, resourceOf ? resourceOf(item, i++) : null));
+    return Promise.all(tasks);
+  }
+
+  /** Yields every task's result as it completes (except those of submit()/map()), until done(). */
+  async *results(options?: WaitOptions): AsyncGenerator<TaskResult, void, undefined> {
+    for (;;) {
+      this.driver.doWork();
+      yield* this.takeResults();
+      if (this.done()) return;
+      await this.driver.changed(options);
+    }
+  }
+
+  /** Runs everything queued to completion and returns the results not claimed by submit()/map(). */
+  async drain(options?: WaitOptions): Promise<TaskResult[]> {
+    const out: TaskResult[] = [];
+    for await (const r of this.results(options)) out.push(r);
+    return out;
+  }
+
+  #collect(): void {
+    for (const c of this.master.takeCompleted()) {
+      const r = toResult(c);
+      const waiter = this.#waiters.get(r.id);
+      if (!waiter) {
+        this.#results.push(r);
+        continue;
+      }
+      this.#waiters.delete(r.id);
+      if (r.ok) waiter.resolve(r.value);
+      else waiter.reject(r.error);
+    }
+  }
+
+  /** While submit() promises are outstanding, hand out work and collect on every change. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    void (async () => {
+      try {
+        for (;;) {
+          this.driver.doWork();
+          this.#collect();
+          if (this.#waiters.size === 0) return;
+          await this.driver.changed();
+        }
+      } catch (err) {
+        for (const w of this.#waiters.values()) w.reject(err);
+        this.#waiters.clear();
+      } finally {
+        this.#pumping = false;
+      }
+    })();
+  }
+}
+
+function toResult(c: Completion): TaskResult {
+  const value = valueOf(c);
+  const { id, resource } = c.task;
+  return value instanceof TaskError ? { id, resource, ok: false, error: value } : { id, resource, ok: true, value };
+}
