@@ -31,13 +31,13 @@ export class AffinityQueue {
   }
 
   push(task: Task): void {
-    this.#queueFor(task.resource)?.push(task) ?? this.#anonymous.push(task);
+    (this.#queueFor(task.resource) ?? this.#anonymous).push(task);
     this.#length++;
   }
 
   /** Puts a task back at the head of its queue (work lost with a worker runs next). */
   unshift(task: Task): void {
-    this.#queueFor(task.resource)?.unshift(task) ?? this.#anonymous.unshift(task);
+    (this.#queueFor(task.resource) ?? this.#anonymous).unshift(task);
     this.#length++;
   }
 

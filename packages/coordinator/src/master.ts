@@ -62,6 +62,9 @@ export class Master implements FarmListener {
   readonly #lost: Task[] = [];
   #terminating: { pending: Set<number>; resolve: () => void; promise: Promise<void> } | null = null;
   #terminated = false;
+  /** Bumped whenever a worker of this Master became ready, finished or left; see changed(). */
+  #version = 0;
+  #seenVersion = 0;
   /**
    * Told when a worker of this Master leaves, with the task it had in flight; a WorkQueue puts the
    * task back at the head of its queue. Without one, lost tasks wait in getLostWork().
@@ -202,7 +205,22 @@ export class Master implements FarmListener {
    * them connected within the coordinator's `workerWaitMs`. This replaces the seed's sleep.
    */
   changed(options: WaitOptions = {}): Promise<boolean> {
-    return this.host.waitForChange(options, () => this.supply());
+    if (this.takeChange()) return Promise.resolve(true);
+    return this.host.waitForChange(options, () => this.supply()).then((changed) => {
+      this.takeChange();
+      return changed;
+    });
+  }
+
+  /**
+   * Whether anything happened to this Master's workers since the last call. changed() resolves at
+   * once when something did, so a loop never sleeps through an event that came while it was busy
+   * elsewhere (or through a worker it made ready itself with getData()).
+   */
+  takeChange(): boolean {
+    const changed = this.#version !== this.#seenVersion;
+    this.#seenVersion = this.#version;
+    return changed;
   }
 
   supply(): Supply {
@@ -246,6 +264,7 @@ export class Master implements FarmListener {
   // --- FarmListener ---------------------------------------------------------------------------
 
   workerReady(rank: number): void {
+    this.#version++;
     this.#ranks.add(rank);
     if (this.#terminating) {
       this.#terminating.pending.add(rank);
@@ -257,11 +276,13 @@ export class Master implements FarmListener {
   }
 
   taskFinished(rank: number, task: Task, outcome: Outcome): void {
+    this.#version++;
     this.#running.delete(rank);
     this.#completed.set(rank, { rank, task, outcome });
   }
 
   workerGone(rank: number, task: Task | null): void {
+    this.#version++;
     this.#ready.delete(rank);
     this.#running.delete(rank);
     if (this.onWorkerGone) this.onWorkerGone(rank, task);
@@ -276,7 +297,10 @@ export class Master implements FarmListener {
     if (c === undefined) return undefined;
     this.#completed.delete(rank);
     const w = this.host.farm.worker(rank);
-    if (w?.state === 'idle' && this.#ranks.has(rank) && !this.#terminating) this.#ready.add(rank);
+    if (w?.state === 'idle' && this.#ranks.has(rank) && !this.#terminating) {
+      this.#ready.add(rank);
+      this.#version++;
+    }
     return c;
   }
 

@@ -96,10 +96,19 @@ export class MultiWorkQueue implements Driver {
     return this.#entry(taskId).queue;
   }
 
-  /** As WorkQueue.changed(): resolves at once when some queue has something to do, or all are done. */
+  /** As WorkQueue.changed(), over all the Masters. */
   changed(options: WaitOptions = {}): Promise<boolean> {
-    if (this.done() || this.#entries.some((e) => e.queue.actionable())) return Promise.resolve(true);
-    return this.#entries[0]!.master.host.waitForChange(options, () => this.#supply());
+    if (this.#takeChange() || this.done() || this.#entries.some((e) => e.queue.hasResults)) return Promise.resolve(true);
+    return this.#entries[0]!.master.host.waitForChange(options, () => this.#supply()).then((changed) => {
+      this.#takeChange();
+      return changed;
+    });
+  }
+
+  #takeChange(): boolean {
+    let changed = false;
+    for (const e of this.#entries) changed = e.master.takeChange() || changed;
+    return changed;
   }
 
   /** Runs one task of type `taskId`; resolves with its result, rejects with its TaskError. */

@@ -102,17 +102,17 @@ export class WorkQueue implements Driver {
 
   /**
    * Resolves when something changed, replacing the seed's sleep in its loop. Resolves at once when
-   * the loop has something to do (results to collect, work for a ready worker) or nothing left to
-   * wait for (done()), so a loop that calls it last never hangs on its final round.
+   * something happened since the last call, when results wait to be collected, or when there is
+   * nothing left to wait for (done()), so a loop that calls it last never hangs on its final round.
    */
   changed(options?: WaitOptions): Promise<boolean> {
-    if (this.done() || this.actionable()) return Promise.resolve(true);
+    if (this.done() || this.#results.length > 0) return Promise.resolve(true);
     return this.master.changed(options);
   }
 
-  /** True when doWork()/getCompletedWork() would make progress now. */
-  actionable(): boolean {
-    return this.#results.length > 0 || this.master.completedCount > 0 || (this.#queue.length > 0 && this.master.hasReadyWorker());
+  /** Results wait to be collected; used by MultiWorkQueue.changed(). */
+  get hasResults(): boolean {
+    return this.#results.length > 0 || this.master.completedCount > 0;
   }
 
   /** Runs one task and resolves with its result (rejects with its TaskError). */
