@@ -211,7 +211,9 @@ export abstract class Worker<In = any, Out = unknown> {
   }
 }
 
+/** As the coordinator's: JSON on stderr, pretty on a terminal or under `taskfarm run` on one. */
 function defaultLogger(level: string): Logger {
-  const dest = process.stderr.isTTY ? pretty({ destination: 2, sync: true }) : pino.destination({ dest: 2, sync: true });
+  const tty = process.stderr.isTTY || process.env.TASKFARM_LOG_PRETTY === '1';
+  const dest = tty ? pretty({ destination: 2, sync: true }) : pino.destination({ dest: 2, sync: true });
   return pino({ name: 'taskfarm-worker', level }, dest);
 }

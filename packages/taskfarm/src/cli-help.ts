@@ -1,0 +1,110 @@
+import { DEFAULT_BIND, DEFAULT_CPU_PROF_DIR, DEFAULT_GRACE_MS, DEFAULT_INSPECT_PORT } from './launcher.ts';
+import { KILL_AFTER_MS } from './launcher-process.ts';
+
+const KILL_AFTER_S = KILL_AFTER_MS / 1000;
+
+export const TOP_HELP = `Usage: taskfarm <command> [options] SCRIPT [ARGS...]
+
+Runs a master/worker task farm over ZeroMQ: one coordinator hands out tasks,
+workers run them. Like mpiexec for an mpi-master-slave application.
+
+Commands:
+  run      run SCRIPT as the coordinator (rank 0) plus N-1 workers on this machine
+  worker   run one worker of SCRIPT that joins a coordinator, e.g. on another host
+
+Options:
+  -h, --help   show this help; "taskfarm <command> --help" describes a command
+
+Examples:
+  taskfarm run -n 4 examples/example1.ts
+  taskfarm run -n 1 --bind tcp://0.0.0.0:5555 app.ts          # coordinator only
+  taskfarm worker --connect tcp://10.0.0.5:5555 app.ts        # on each other host
+`;
+
+export const RUN_HELP = `Usage: taskfarm run -n N [options] SCRIPT [ARGS...]
+
+Runs SCRIPT (.ts or .js; TypeScript runs through tsx, no build step) as N
+processes on this machine, like "mpiexec -n N python app.py": rank 0 is the
+coordinator, ranks 1..N-1 are workers. Workers are started once rank 0 reports
+that its coordinator is bound; if rank 0 exits before that, none is started.
+Each output line is prefixed with its rank, e.g. "[2] ". Options go before
+SCRIPT; everything after SCRIPT is passed to it.
+
+Options:
+  -n, --np N             number of processes, an integer >= 1 (required)
+      --bind ENDPOINT    endpoint rank 0 binds (default: ${DEFAULT_BIND}, a free port);
+                         with a wildcard host (0.0.0.0 or *) local workers dial 127.0.0.1
+      --inspect RANK     start rank RANK (0..N-1) with --inspect-brk, paused until a
+                         debugger attaches (chrome://inspect)
+      --inspect-port PORT
+                         debugger port for --inspect (default: ${DEFAULT_INSPECT_PORT})
+      --cpu-prof         write a V8 CPU profile per rank, DIR/rank-<R>.cpuprofile, when
+                         the rank exits normally (not when killed by a signal)
+      --cpu-prof-dir DIR directory for --cpu-prof; implies --cpu-prof
+                         (default: ${DEFAULT_CPU_PROF_DIR})
+      --grace SECONDS    how long workers may keep running once rank 0 has exited
+                         before they get SIGTERM, then SIGKILL ${KILL_AFTER_S} s later
+                         (default: ${DEFAULT_GRACE_MS / 1000})
+  -h, --help             show this help
+
+Environment of each rank:
+  TASKFARM_RANK       the rank, 0..N-1
+  TASKFARM_SIZE       N
+  TASKFARM_ROLE       "coordinator" for rank 0, "worker" for the others
+  TASKFARM_LAUNCHER   1
+  TASKFARM_BIND       rank 0 only: the --bind endpoint
+  TASKFARM_CONNECT    workers only: the endpoint rank 0 reported
+Rank 0 reports its endpoint over the Node IPC channel once bound:
+  process.send({ taskfarm: 'bound', endpoint: 'tcp://127.0.0.1:PORT' })
+
+Exit status:
+  0 when every rank exits 0; otherwise the status of the first rank to fail
+  (128 + signal number if it was killed by a signal), and a line on stderr
+  names each failed rank. Workers that taskfarm terminated after rank 0
+  exited 0 are not failures. On SIGINT (Ctrl-C) or SIGTERM, taskfarm sends
+  the same signal to every rank, waits for them (SIGKILL after ${KILL_AFTER_S} s, or at
+  a second Ctrl-C) and exits 130 or 143.
+
+Examples:
+  taskfarm run -n 4 examples/example1.ts
+  taskfarm run -n 8 --bind tcp://0.0.0.0:5555 app.ts --input data.csv
+  taskfarm run -n 3 --inspect 1 app.ts       # debug rank 1
+  taskfarm run -n 4 --cpu-prof app.ts        # profiles/rank-0.cpuprofile ... rank-3
+`;
+
+export const WORKER_HELP = `Usage: taskfarm worker [--connect ENDPOINT] [options] SCRIPT [ARGS...]
+
+Runs one worker process of SCRIPT (.ts or .js) that joins a coordinator started
+elsewhere, e.g. with "taskfarm run -n 1 --bind tcp://0.0.0.0:5555 app.ts" on
+another host. Output lines are prefixed with "[w] " ("[wN] " with --rank N).
+Options go before SCRIPT; everything after SCRIPT is passed to it.
+
+Options:
+      --connect ENDPOINT the coordinator's endpoint, e.g. tcp://10.0.0.5:5555
+                         (default: $TASKFARM_CONNECT; one of the two is required)
+      --rank N           this worker's rank, an integer >= 1 (default: none, the
+                         coordinator numbers workers itself)
+      --inspect          start with --inspect-brk, paused until a debugger attaches
+      --inspect-port PORT
+                         debugger port for --inspect (default: ${DEFAULT_INSPECT_PORT})
+      --cpu-prof         write a V8 CPU profile into DIR when the worker exits normally
+                         (rank-<N>.cpuprofile with --rank, else Node's default name)
+      --cpu-prof-dir DIR directory for --cpu-prof; implies --cpu-prof
+                         (default: ${DEFAULT_CPU_PROF_DIR})
+  -h, --help             show this help
+
+Environment of the worker:
+  TASKFARM_CONNECT    the coordinator's endpoint
+  TASKFARM_RANK       N with --rank N, otherwise unset
+  TASKFARM_ROLE       "worker"
+  TASKFARM_LAUNCHER   1
+
+Exit status:
+  the worker's own (128 + signal number if it was killed by a signal).
+  SIGINT and SIGTERM are passed on to the worker (SIGKILL ${KILL_AFTER_S} s later, or at a
+  second signal).
+
+Examples:
+  taskfarm worker --connect tcp://10.0.0.5:5555 app.ts
+  TASKFARM_CONNECT=tcp://10.0.0.5:5555 taskfarm worker --rank 3 app.ts --verbose
+`;

@@ -1,0 +1,127 @@
+import {
+  parseCommandLine,
+  parseEndpoint,
+  parseInteger,
+  parseSeconds,
+  requireScript,
+  usage,
+  type OptionSpec,
+} from './cli-args.ts';
+import { RUN_HELP, TOP_HELP, WORKER_HELP } from './cli-help.ts';
+import { LauncherError } from './launcher-error.ts';
+import {
+  DEFAULT_BIND,
+  DEFAULT_CPU_PROF_DIR,
+  DEFAULT_GRACE_MS,
+  DEFAULT_INSPECT_PORT,
+  runFarm,
+  runWorker,
+  type RunOptions,
+  type WorkerOptions,
+} from './launcher.ts';
+
+const PROFILING_OPTIONS = {
+  'inspect-port': { type: 'string' },
+  'cpu-prof': { type: 'boolean' },
+  'cpu-prof-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
+const RUN_OPTIONS = {
+  ...PROFILING_OPTIONS,
+  np: { type: 'string', short: 'n' },
+  bind: { type: 'string' },
+  inspect: { type: 'string' },
+  grace: { type: 'string' },
+} as const satisfies OptionSpec;
+
+const WORKER_OPTIONS = {
+  ...PROFILING_OPTIONS,
+  connect: { type: 'string' },
+  rank: { type: 'string' },
+  inspect: { type: 'boolean' },
+} as const satisfies OptionSpec;
+
+type Help = { help: true };
+
+function inspectPort(command: string, raw: string | undefined): number {
+  return raw === undefined ? DEFAULT_INSPECT_PORT : parseInteger(command, '--inspect-port', raw, 0, 65535);
+}
+
+function cpuProfDir(values: { 'cpu-prof'?: boolean; 'cpu-prof-dir'?: string }): string | undefined {
+  if (values['cpu-prof-dir'] !== undefined) return values['cpu-prof-dir'];
+  return values['cpu-prof'] ? DEFAULT_CPU_PROF_DIR : undefined;
+}
+
+export function parseRunArgs(argv: string[]): RunOptions | Help {
+  const line = parseCommandLine('run', argv, RUN_OPTIONS);
+  if (line.help) return line;
+  const { values } = line;
+  if (values.np === undefined) throw usage('run', 'missing -n N, the number of processes');
+  const size = parseInteger('run', '-n', values.np, 1);
+  return {
+    size,
+    bind: values.bind === undefined ? DEFAULT_BIND : parseEndpoint('run', '--bind', values.bind),
+    inspect:
+      values.inspect === undefined
+        ? undefined
+        : {
+            rank: parseInteger('run', '--inspect RANK', values.inspect, 0, size - 1),
+            port: inspectPort('run', values['inspect-port']),
+          },
+    cpuProfDir: cpuProfDir(values),
+    graceMs: values.grace === undefined ? DEFAULT_GRACE_MS : parseSeconds('run', '--grace', values.grace) * 1000,
+    script: requireScript('run', line.script),
+    scriptArgs: line.scriptArgs,
+  };
+}
+
+export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerOptions | Help {
+  const line = parseCommandLine('worker', argv, WORKER_OPTIONS);
+  if (line.help) return line;
+  const { values } = line;
+  const connect = values.connect ?? env.TASKFARM_CONNECT;
+  if (connect === undefined || connect === '')
+    throw usage('worker', 'missing --connect ENDPOINT (or TASKFARM_CONNECT in the environment)');
+  const rank = values.rank === undefined ? undefined : parseInteger('worker', '--rank', values.rank, 1);
+  return {
+    connect: parseEndpoint('worker', values.connect === undefined ? 'TASKFARM_CONNECT' : '--connect', connect),
+    rank,
+    inspectPort: values.inspect ? inspectPort('worker', values['inspect-port']) : undefined,
+    cpuProfDir: cpuProfDir(values),
+    script: requireScript('worker', line.script),
+    scriptArgs: line.scriptArgs,
+  };
+}
+
+/** The taskfarm command; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case '-h':
+      case '--help':
+        process.stdout.write(TOP_HELP);
+        return 0;
+      case 'run': {
+        const options = parseRunArgs(rest);
+        if ('help' in options) process.stdout.write(RUN_HELP);
+        return 'help' in options ? 0 : await runFarm(options);
+      }
+      case 'worker': {
+        const options = parseWorkerArgs(rest, process.env);
+        if ('help' in options) process.stdout.write(WORKER_HELP);
+        return 'help' in options ? 0 : await runWorker(options);
+      }
+      case undefined:
+        throw usage(undefined, 'missing command: run or worker');
+      default:
+        throw usage(undefined, `${command.startsWith('-') ? 'unknown option' : 'unknown command'} '${command}'`);
+    }
+  } catch (error) {
+    if (!(error instanceof LauncherError)) throw error;
+    const name = error.command === undefined ? 'taskfarm' : `taskfarm ${error.command}`;
+    process.stderr.write(`${name}: ${error.message}\nsee ${name} --help\n`);
+    return 2;
+  }
+}
