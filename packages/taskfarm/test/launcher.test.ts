@@ -168,7 +168,7 @@ t.test('--help describes every command', async (t) => {
   t.match(top.stdout, /run .*\n\s+worker /);
   t.equal(runHelp.code, 0);
   for (const text of ['-n, --np N', '--bind ENDPOINT', 'default: tcp://127.0.0.1:*', '--inspect RANK', 'default: 9229',
-    '--cpu-prof-dir DIR', 'default: ./profiles', '--grace SECONDS', 'default: 5)', 'TASKFARM_RANK', 'TASKFARM_SIZE',
+    '--cpu-prof-dir DIR', 'default: ./profiles', '--grace SECONDS', 'default: 1)', 'TASKFARM_RANK', 'TASKFARM_SIZE',
     'TASKFARM_ROLE', 'TASKFARM_LAUNCHER', 'TASKFARM_BIND', 'TASKFARM_CONNECT', "taskfarm: 'bound'", 'Examples:'])
     t.ok(runHelp.stdout.includes(text), `run --help mentions ${text}`);
   t.equal(workerHelp.code, 0);
