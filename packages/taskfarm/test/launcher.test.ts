@@ -205,7 +205,7 @@ t.test('bad command lines exit 2 with one clear line and a pointer to --help', a
 t.test('options stop at SCRIPT: everything after it belongs to the script', async (t) => {
   const script = `${FIXTURES}farm.ts`;
   const parsed = parseRunArgs(['-n4', '--cpu-prof-dir', 'out', script, '-n', '5', '--bogus', '--help']);
-  t.match(parsed, { size: 4, cpuProfDir: 'out', graceMs: 5000, bind: 'tcp://127.0.0.1:*', script });
+  t.match(parsed, { size: 4, cpuProfDir: 'out', graceMs: 1000, bind: 'tcp://127.0.0.1:*', script });
   t.same('scriptArgs' in parsed && parsed.scriptArgs, ['-n', '5', '--bogus', '--help']);
   t.match(parseRunArgs(['-n', '2', '--cpu-prof', '--grace', '0.5', '--inspect', '1', '--', script, 'x']), {
     cpuProfDir: './profiles',
