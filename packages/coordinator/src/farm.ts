@@ -209,6 +209,8 @@ export class Farm {
     w.lastSeen = now;
     switch (msg.t) {
       case 'ready':
+        // A worker told to terminate before it was ready says ready on its way out: nothing to do.
+        if (w.state === 'terminating') return;
         if (w.state !== 'joining') {
           this.observer.dropped?.(peer, 'unexpected-ready', `rank ${w.rank} is ${w.state}`);
           return;

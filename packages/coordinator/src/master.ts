@@ -223,11 +223,24 @@ export class Master implements FarmListener {
     return changed;
   }
 
+  /**
+   * Resolves once `count` of this Master's workers are connected (default: all its ranks), like
+   * Dask's wait_for_workers. Rejects as changed() does, e.g. NoWorkersError after workerWaitMs.
+   */
+  async waitForWorkers(count = this.#ranks.size, options: WaitOptions = {}): Promise<void> {
+    while (this.#connectedCount() < count) await this.changed(options);
+  }
+
+  #connectedCount(): number {
+    if (this.adopting) return this.host.farm.workerCount;
+    let n = 0;
+    for (const r of this.#ranks) if (this.host.farm.worker(r)) n++;
+    return n;
+  }
+
   supply(): Supply {
-    if (this.adopting) return this.host.farm.workerCount > 0 ? 'present' : 'absent';
-    if (this.#ranks.size === 0) return 'none';
-    for (const r of this.#ranks) if (this.host.farm.worker(r)) return 'present';
-    return 'absent';
+    if (!this.adopting && this.#ranks.size === 0) return 'none';
+    return this.#connectedCount() > 0 ? 'present' : 'absent';
   }
 
   /**

@@ -1,62 +1,11 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseRunArgs, parseWorkerArgs } from '../src/cli.ts';
 import { childEnv, localConnectEndpoint } from '../src/launcher-node.ts';
 import { LineSplitter } from '../src/launcher-output.ts';
 import { judgeExits, type RankOutcome } from '../src/launcher-verdict.ts';
-
-const BIN = fileURLToPath(new URL('../bin/taskfarm.js', import.meta.url));
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Launch {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  done: Promise<Result>;
-  /** Resolves once stdout satisfies `ready`; rejects if the launcher exits first. */
-  stdoutWhen(ready: (stdout: string) => boolean): Promise<void>;
-}
-
-/**
- * Runs the real bin from the fixtures directory. Inherited TASKFARM_* variables are dropped so the
- * test sees only what the launcher sets; tap's NODE_OPTIONS (its process tracker) would slow every
- * rank down and is dropped too.
- */
-function launch(args: string[], env: NodeJS.ProcessEnv = {}): Launch {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(TASKFARM_|_TAPJS_|NODE_OPTIONS$)/.test(name)),
-  );
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: FIXTURES,
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const done = new Promise<Result>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  const stdoutWhen = (ready: (stdout: string) => boolean): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (ready(stdout)) resolve();
-      };
-      child.stdout.on('data', check);
-      void done.then((r) => reject(new Error(`launcher exited ${r.code} early:\n${r.stdout}\n${r.stderr}`)));
-      check();
-    });
-  return { child, done, stdoutWhen };
-}
-
-const run = (args: string[], env?: NodeJS.ProcessEnv): Promise<Result> => launch(args, env).done;
+import { FIXTURES, launch, run } from './run-cli.ts';
 
 function linesOf(output: string): string[] {
   return output.split('\n').filter((line) => line !== '');

@@ -47,7 +47,7 @@ export abstract class Worker<In = any, Out = unknown> {
   #state: State = 'connecting';
   #sock: zmq.Dealer | null = null;
   #sending: Promise<unknown> = Promise.resolve();
-  #current: { abort: AbortController; done: Promise<void> } | null = null;
+  #current: { abort: AbortController } | null = null;
   #signals = 0;
 
   constructor(options?: WorkerOptions) {
@@ -156,7 +156,9 @@ export abstract class Worker<In = any, Out = unknown> {
         );
       case 'work':
         if (this.#current) {
-          this.log.warn({ task: msg.id }, 'work received while busy; dropped');
+          // One task at a time; answering keeps the task from being stranded on us.
+          this.log.warn({ task: msg.id }, 'work received while busy; refused');
+          this.#send({ t: 'error', id: msg.id, attempt: msg.attempt, error: { name: 'WorkerBusyError', message: `rank ${this.rank} is busy`, code: 'EWORKERBUSY' } });
           return;
         }
         this.#start(msg);
@@ -172,21 +174,25 @@ export abstract class Worker<In = any, Out = unknown> {
   #start(msg: Work): void {
     const abort = new AbortController();
     const context: TaskContext = { taskId: msg.id, attempt: msg.attempt, type: msg.type, resource: msg.resource, rank: this.rank!, signal: abort.signal };
-    const done = (async () => {
-      let reply: Envelope;
-      try {
-        const data = decodePayload(msg.payload) as In;
-        const value = await this.doWork(data, context);
-        reply = { t: 'result', id: msg.id, attempt: msg.attempt, payload: encodePayload(value) };
-      } catch (err) {
-        this.log.debug({ task: msg.id, err }, 'task failed');
-        reply = { t: 'error', id: msg.id, attempt: msg.attempt, error: toWireError(err) };
-      }
+    // Busy before the handler runs: a synchronous doWork() that throws finishes before this returns.
+    const current = { abort };
+    this.#current = current;
+    void this.#execute(msg, context).then((reply) => {
       this.#current = null;
       this.#send(reply);
       if (this.#state === 'stopping') this.#bye();
-    })();
-    this.#current = { abort, done };
+    });
+  }
+
+  async #execute(msg: Work, context: TaskContext): Promise<Envelope> {
+    try {
+      const data = decodePayload(msg.payload) as In;
+      const value = await this.doWork(data, context);
+      return { t: 'result', id: msg.id, attempt: msg.attempt, payload: encodePayload(value) };
+    } catch (err) {
+      this.log.debug({ task: msg.id, err }, 'task failed');
+      return { t: 'error', id: msg.id, attempt: msg.attempt, error: toWireError(err) };
+    }
   }
 
   #bye(): void {
