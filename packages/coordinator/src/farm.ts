@@ -19,6 +19,8 @@ export interface Task {
   readonly resource: Key | null;
   /** The msgpack-encoded data, kept so the task can be sent again after a loss. */
   readonly payload: Buffer;
+  /** The data as given, kept only when a Master subclass overrides run() and must see it again. */
+  readonly data?: unknown;
 }
 
 export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };

@@ -62,6 +62,8 @@ export class Master implements FarmListener {
   readonly #lost: Task[] = [];
   #terminating: { pending: Set<number>; resolve: () => void; promise: Promise<void> } | null = null;
   #terminated = false;
+  /** The queued task run() is dispatching on behalf of runQueued(). */
+  #queuedTask: Task | null = null;
   /** Bumped whenever a worker of this Master became ready, finished or left; see changed(). */
   #version = 0;
   #seenVersion = 0;
@@ -141,15 +143,44 @@ export class Master implements FarmListener {
     return this.#ready.size > 0;
   }
 
-  /** Sends `data` to a ready worker. Throws WorkerNotReadyError otherwise, and PayloadError if msgpack cannot carry `data`. */
+  /**
+   * Sends `data` to a ready worker; returns the task id. Throws WorkerNotReadyError otherwise, and
+   * PayloadError if msgpack cannot carry `data`. Subclasses may override it (the seed's example 5
+   * wraps data with its task type here); the queues then hand out their work through it.
+   */
   run(rank: number, data: unknown): number {
     this.#assertReady(rank);
-    const task: Task = { id: this.host.farm.newTaskId(), attempt: 1, type: this.taskType, resource: null, payload: encodePayload(data) };
+    const queued = this.#queuedTask;
+    const payload = encodePayload(data);
+    const task: Task = queued
+      ? { id: queued.id, attempt: queued.attempt, type: queued.type, resource: queued.resource, payload, data: queued.data }
+      : { id: this.host.farm.newTaskId(), attempt: 1, type: this.taskType, resource: null, payload };
     this.dispatch(rank, task);
     return task.id;
   }
 
-  /** Sends an already-encoded task (from a queue) to a ready worker. */
+  /** True when a subclass overrides run(), so a queue must keep each task's data to pass it there. */
+  get overridesRun(): boolean {
+    return this.run !== Master.prototype.run;
+  }
+
+  /** True when a subclass overrides getData(), so a queue must collect through it. */
+  get overridesGetData(): boolean {
+    return this.getData !== Master.prototype.getData;
+  }
+
+  /** How a queue hands out a task: through an overriding run() with the task's data, else directly. */
+  runQueued(rank: number, task: Task): void {
+    if (!this.overridesRun) return this.dispatch(rank, task);
+    this.#queuedTask = task;
+    try {
+      this.run(rank, task.data);
+    } finally {
+      this.#queuedTask = null;
+    }
+  }
+
+  /** Sends an already-encoded task to a ready worker. */
   dispatch(rank: number, task: Task): void {
     this.#assertReady(rank);
     this.#ready.delete(rank);
@@ -170,6 +201,11 @@ export class Master implements FarmListener {
   getData(rank: number): unknown {
     const c = this.#collect(rank);
     return c === undefined ? undefined : valueOf(c);
+  }
+
+  /** The completed task of `rank`, without collecting it. */
+  completion(rank: number): Completion | undefined {
+    return this.#completed.get(rank);
   }
 
   /** Collects every completed task at once (the queues use this). */

@@ -8,7 +8,7 @@ import { encodePayload, type Key } from '@taskfarm/protocol';
 import { AffinityQueue, type AffinityKind } from './affinity.ts';
 import { TaskError } from './errors.ts';
 import type { Task } from './farm.ts';
-import { valueOf, type Completion, type Master, type WaitOptions } from './master.ts';
+import { valueOf, type Master, type WaitOptions } from './master.ts';
 
 /** One finished task, as the async API hands it out. */
 export type TaskResult =
@@ -56,6 +56,7 @@ export class WorkQueue implements Driver {
       type: this.master.taskType,
       resource: resourceId,
       payload: encodePayload(data),
+      ...(this.master.overridesRun ? { data } : {}),
     };
     this.#queue.push(task);
     return task.id;
@@ -68,7 +69,7 @@ export class WorkQueue implements Driver {
       const pick = this.#queue.pick(rank);
       if (!pick) break;
       this.affinity[pick.kind]++;
-      this.master.dispatch(rank, pick.task);
+      this.master.runQueued(rank, pick.task);
     }
   }
 
@@ -149,17 +150,27 @@ export class WorkQueue implements Driver {
   }
 
   #collect(): void {
-    for (const c of this.master.takeCompleted()) {
-      const r = toResult(c);
-      const waiter = this.#waiters.get(r.id);
-      if (!waiter) {
-        this.#results.push(r);
-        continue;
-      }
-      this.#waiters.delete(r.id);
-      if (r.ok) waiter.resolve(r.value);
-      else waiter.reject(r.error);
+    if (!this.master.overridesGetData) {
+      for (const c of this.master.takeCompleted()) this.#deliver(c.task, valueOf(c));
+      return;
     }
+    for (const rank of this.master.getCompletedWorkers()) {
+      const { task } = this.master.completion(rank)!;
+      this.#deliver(task, this.master.getData(rank));
+    }
+  }
+
+  /** To the submit() that waits for it, else to the results the application collects. */
+  #deliver(task: Task, value: unknown): void {
+    const r = toResult(task, value);
+    const waiter = this.#waiters.get(r.id);
+    if (!waiter) {
+      this.#results.push(r);
+      return;
+    }
+    this.#waiters.delete(r.id);
+    if (r.ok) waiter.resolve(r.value);
+    else waiter.reject(r.error);
   }
 
   /** While submit() promises are outstanding, hand out work and collect on every change. */
@@ -184,8 +195,7 @@ export class WorkQueue implements Driver {
   }
 }
 
-function toResult(c: Completion): TaskResult {
-  const value = valueOf(c);
-  const { id, resource } = c.task;
+function toResult(task: Task, value: unknown): TaskResult {
+  const { id, resource } = task;
   return value instanceof TaskError ? { id, resource, ok: false, error: value } : { id, resource, ok: true, value };
 }

@@ -212,3 +212,32 @@ t.test('MultiWorkQueue: a Master with no work lends its idle workers to one with
   t.equal(b.runningCount, 4);
   t.equal(mwq.moves.lent, 2);
 });
+
+t.test('queues hand out and collect work through run()/getData() overrides (seed example 5)', async (t) => {
+  const host = new InMemoryHost();
+  class Tagged extends Master {
+    override run(rank: number, data: unknown): number {
+      return super.run(rank, ['T1', data]);
+    }
+    override getData(rank: number): unknown {
+      const [, data] = super.getData(rank) as [string, unknown];
+      return data;
+    }
+  }
+  const m = new Tagged([1], { coordinator: host });
+  const q = new WorkQueue(m);
+  const id = q.addWork('x', 'R');
+  host.join('p1', 1);
+  q.doWork();
+  const sent = host.lastTo('p1') as { id: number; resource: string; payload: Uint8Array };
+  t.same(decodePayload(sent.payload), ['T1', 'x'], 'run() wrapped the data');
+  t.equal(sent.id, id, 'the queue’s task id is kept');
+  t.equal(sent.resource, 'R', 'and its resource');
+  // Lost and requeued, it goes through run() again with the original data.
+  host.disconnect('p1');
+  host.join('p2', 1);
+  q.doWork();
+  t.same(decodePayload((host.lastTo('p2') as { payload: Uint8Array }).payload), ['T1', 'x'], 'wrapped once, not twice');
+  host.complete('p2', ['T1', 'y']);
+  t.same(q.getCompletedWork(), ['y'], 'getData() unwrapped the result');
+});

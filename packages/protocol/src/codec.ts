@@ -66,18 +66,30 @@ function asFrame(bytes: Uint8Array): Frame {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Turns any thrown value into the plain error record that crosses the wire. */
+/**
+ * Turns any thrown value into the plain error record that crosses the wire. Every field is cut to
+ * the length the receiving decoder accepts, so that the report of a failure is never refused itself.
+ */
 export function toWireError(err: unknown): WireError {
   if (err instanceof Error) {
-    const out: WireError = { name: err.name, message: err.message };
+    const out: WireError = { name: text(err.name, MAX_SHORT_STRING), message: text(err.message, MAX_LONG_STRING) };
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string') out.code = code;
-    else if (typeof code === 'number') out.code = String(code);
+    if (typeof code === 'string' || typeof code === 'number') out.code = text(code, MAX_SHORT_STRING);
     if (typeof err.stack === 'string') out.stack = err.stack.slice(0, MAX_LONG_STRING);
-    out.message = out.message.slice(0, MAX_LONG_STRING);
     return out;
   }
-  return { name: 'Error', message: String(err).slice(0, MAX_LONG_STRING) };
+  return { name: 'Error', message: text(err, MAX_LONG_STRING) };
+}
+
+/** String(v) cut to `max`, for any v: String() throws for some objects (Object.create(null)). */
+function text(v: unknown, max: number): string {
+  let s: string;
+  try {
+    s = String(v);
+  } catch {
+    s = Object.prototype.toString.call(v);
+  }
+  return s.slice(0, max);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,7 +136,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
   } catch (err) {
     throw new ProtocolError('EMSGPACK', `header is not valid msgpack: ${(err as Error).message}`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || ArrayBuffer.isView(raw)) {
+  if (!isMap(raw)) {
     throw new ProtocolError('ENOTMAP', 'header is not a msgpack map');
   }
   const m = raw as Record<string, unknown>;
@@ -195,8 +207,15 @@ const isRank = isPositiveInt;
 const isShortString = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_SHORT_STRING;
 const isLongString = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_LONG_STRING;
 const isKey = (v: unknown): v is Key => isShortString(v) || (typeof v === 'number' && Number.isFinite(v));
-const isMap = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);
+/**
+ * A msgpack map decodes to a plain object. msgpackr turns some other values into objects too (an
+ * array, a bin into a Buffer, a timestamp into a Date, the never-used byte 0xc1 into a C1Type): not maps.
+ */
+const isMap = (v: unknown): v is Record<string, unknown> => {
+  if (v === null || typeof v !== 'object') return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+};
 
 function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
