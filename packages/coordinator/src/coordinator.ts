@@ -6,6 +6,7 @@ import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError } from '@task
 import type { Logger } from 'pino';
 import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
 import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
+import { ObserverList, type CoordinatorObserver } from './observer.ts';
 import { createLogger } from './logger.ts';
 import { setDefaultHost, type FarmHost, type Master, type Supply, type WaitOptions } from './master.ts';
 import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
@@ -24,8 +25,8 @@ export class Coordinator implements FarmHost {
   readonly log: Logger;
   /** Resolves with the bound endpoint; rejects (and the coordinator closes) when binding fails. */
   readonly ready: Promise<string>;
-  /** Protocol errors and dropped messages, by reason. */
-  readonly counters = { protocolErrors: new Map<string, number>(), dropped: new Map<string, number>() };
+  /** Everything that happens here, for logging and metrics: `coordinator.observers.add({...})`. */
+  readonly observers = new ObserverList();
   readonly #transport: RouterTransport;
   readonly #waiters = new Set<Waiter>();
   readonly #listeners = new Set<() => void>();
@@ -51,25 +52,10 @@ export class Coordinator implements FarmHost {
     this.options = resolveOptions(options);
     const o = this.options;
     this.log = o.logger ?? createLogger(o.logLevel);
+    this.observers.add(this.#logObserver());
     this.farm = new Farm(
-      { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs },
-      {
-        firstFreeRank: o.size,
-        observer: {
-          joined: (w) => this.#joined(w),
-          left: (w, reason, task) => {
-            const log = this.#workerLog(w);
-            if (reason === 'bye') log.info('worker left');
-            else log.warn({ reason, requeued: task ? { id: task.id, attempt: task.attempt } : null }, 'worker lost');
-            this.#workerLogs.delete(w.rank);
-          },
-          rejected: (peer, code, message) => this.#rateLimited(`reject:${code}`, { peer: hex(peer), code }, `registration rejected: ${message}`),
-          dropped: (peer, reason, detail) => {
-            bump(this.counters.dropped, reason);
-            this.#rateLimited(`drop:${reason}`, { peer: hex(peer), reason }, `message dropped: ${detail}`);
-          },
-        },
-      },
+      { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes },
+      { firstFreeRank: o.size, observer: this.observers, clock: () => performance.now() },
     );
     this.#transport = new RouterTransport(
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes, lingerMs: o.closeGraceMs },
@@ -223,10 +209,12 @@ export class Coordinator implements FarmHost {
       for (const msg of decodeFromWorker(frames, { maxFrameBytes: this.options.maxMessageBytes })) this.farm.receive(peer, msg, now);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      bump(this.counters.protocolErrors, err.code);
       const rank = this.farm.rankOf(peer);
-      this.#rateLimited(`protocol:${err.code}`, { peer: hex(peer), rank, code: err.code }, `bad message: ${err.message}`);
-      if (err.code === 'EVERSION' && rank === null) this.farm.rejectVersion(peer, err.peerVersion, PROTOCOL_VERSION);
+      this.observers.protocolError(peer, rank, err.code, err.message);
+      if (rank === null) {
+        if (err.code === 'EVERSION') this.farm.rejectVersion(peer, err.peerVersion, PROTOCOL_VERSION);
+        else this.farm.rejectMalformed(peer, err.message);
+      }
     }
     this.flush();
     this.#changed();
@@ -239,8 +227,20 @@ export class Coordinator implements FarmHost {
     this.#changed();
   }
 
-  #joined(w: WorkerRecord): void {
-    this.#workerLog(w).info({ pid: w.pid }, 'worker joined');
+  /** What the coordinator logs: joins and departures at info, anything refused rate-limited at warn. */
+  #logObserver(): CoordinatorObserver {
+    return {
+      joined: (w) => this.#workerLog(w).info({ pid: w.pid }, 'worker joined'),
+      left: (w, reason, task) => {
+        const log = this.#workerLog(w);
+        if (reason === 'bye') log.info('worker left');
+        else log.warn({ reason, requeued: task ? { id: task.id, attempt: task.attempt } : null }, 'worker lost');
+        this.#workerLogs.delete(w.rank);
+      },
+      rejected: (peer, code, message) => this.#rateLimited(`reject:${code}`, { peer: hex(peer), code }, `registration rejected: ${message}`),
+      dropped: (peer, reason, detail) => this.#rateLimited(`drop:${reason}`, { peer: hex(peer), reason }, `message dropped: ${detail}`),
+      protocolError: (peer, rank, code, message) => this.#rateLimited(`protocol:${code}`, { peer: hex(peer), rank, code }, `bad message: ${message}`),
+    };
   }
 
   #workerLog(w: WorkerRecord): Logger {
@@ -306,10 +306,6 @@ export class Coordinator implements FarmHost {
 
 let shared: Coordinator | null = null;
 setDefaultHost(() => Coordinator.shared());
-
-function bump(m: Map<string, number>, key: string): void {
-  m.set(key, (m.get(key) ?? 0) + 1);
-}
 
 function hex(peer: PeerId): string {
   return Buffer.from(peer, 'latin1').toString('hex');

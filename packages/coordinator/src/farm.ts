@@ -6,6 +6,7 @@
  * read, so every sequence can be replayed in a unit test.
  */
 import type { Envelope, Key, Register, WireError, WorkerMessage, WorkerSettings } from '@taskfarm/protocol';
+import type { CoordinatorObserver, DispatchKind } from './observer.ts';
 import { RankTable } from './ranks.ts';
 
 /** ROUTER routing ids, as latin1 strings so that they can key a Map. */
@@ -21,6 +22,9 @@ export interface Task {
   readonly payload: Buffer;
   /** The data as given, kept only when a Master subclass overrides run() and must see it again. */
   readonly data?: unknown;
+  /** When it entered its queue and when its current attempt left, by the farm's clock (ms). */
+  queuedAt: number;
+  startedAt: number;
 }
 
 export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };
@@ -53,15 +57,6 @@ export interface FarmListener {
   workerGone(rank: number, task: Task | null): void;
 }
 
-/** What the shell logs and counts; every callback is optional. */
-export interface FarmObserver {
-  joined?(w: WorkerRecord): void;
-  left?(w: WorkerRecord, reason: LeaveReason, lostTask: Task | null): void;
-  rejected?(peer: PeerId, code: string, message: string): void;
-  /** A message that was understood but not acceptable, dropped. */
-  dropped?(peer: PeerId, reason: DropReason, detail: string): void;
-}
-
 export type DropReason =
   | 'unregistered' // a message other than register from a peer that has not registered
   | 'reregister' // register from a peer that holds a rank already
@@ -82,12 +77,18 @@ export class Farm {
   #nextTaskId = 1;
   #closing = false;
 
-  observer: FarmObserver;
+  readonly observer: CoordinatorObserver;
+  /** The farm's clock, in ms: the shell passes a monotonic one, tests a scripted one. */
+  readonly now: () => number;
 
-  constructor(settings: WorkerSettings, options: { firstFreeRank?: number; observer?: FarmObserver } = {}) {
+  constructor(
+    settings: WorkerSettings,
+    options: { firstFreeRank?: number; observer?: CoordinatorObserver; clock?: () => number } = {},
+  ) {
     this.settings = settings;
     this.#ranks = new RankTable(options.firstFreeRank ?? 1);
     this.observer = options.observer ?? {};
+    this.now = options.clock ?? (() => 0);
   }
 
   // --- queries -------------------------------------------------------------------------------
@@ -144,11 +145,13 @@ export class Farm {
   // --- commands from Masters -----------------------------------------------------------------
 
   /** Sends `task` to an idle worker. The caller (a Master) has checked readiness. */
-  dispatch(rank: number, task: Task): void {
+  dispatch(rank: number, task: Task, kind: DispatchKind): void {
     const w = this.#byRank.get(rank);
     if (!w || w.state !== 'idle') throw new Error(`internal: dispatch to rank ${rank} in state ${w?.state ?? 'absent'}`);
     w.state = 'busy';
     w.task = task;
+    task.startedAt = this.now();
+    this.observer.dispatched?.(w, task, kind);
     this.outbox.push([w.peer, { t: 'work', id: task.id, attempt: task.attempt, type: task.type, resource: task.resource, payload: task.payload }]);
   }
 
@@ -196,6 +199,12 @@ export class Farm {
     this.observer.rejected?.(peer, 'EVERSION', message);
   }
 
+  /** Answers an unregistered peer whose message could not be decoded, so that it learns why. */
+  rejectMalformed(peer: PeerId, message: string): void {
+    this.outbox.push([peer, { t: 'reject', code: 'EPROTOCOL', message }]);
+    this.observer.rejected?.(peer, 'EPROTOCOL', message);
+  }
+
   receive(peer: PeerId, msg: WorkerMessage, now: number): void {
     const w = this.#byPeer.get(peer);
     if (msg.t === 'register') {
@@ -232,6 +241,7 @@ export class Farm {
         const terminating = this.#terminateRequested.delete(w.rank);
         w.state = terminating ? 'terminating' : 'idle';
         const outcome: Outcome = msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer } : { ok: false, error: msg.error };
+        this.observer.finished?.(w, task, outcome.ok, now);
         this.#owners.get(w.rank)?.taskFinished(w.rank, task, outcome);
         return;
       }

@@ -5,7 +5,8 @@
  */
 import { decodePayload, encodePayload, type Key } from '@taskfarm/protocol';
 import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
-import type { Farm, FarmListener, Outcome, Task } from './farm.ts';
+import type { Farm, FarmListener, Outcome, Task, WorkerRecord } from './farm.ts';
+import type { DispatchKind } from './observer.ts';
 
 export interface WaitOptions {
   /** Resolve with `false` after this many ms without a change. Default: wait until something changes. */
@@ -53,7 +54,8 @@ export function setDefaultHost(factory: () => FarmHost): void {
 
 export class Master implements FarmListener {
   readonly host: FarmHost;
-  readonly taskType: Key | null;
+  /** Sent with each task; a MultiWorkQueue sets it to the Master's task id when it is unset. */
+  taskType: Key | null;
   readonly #ranks = new Set<number>();
   /** Ready ranks in the order they became ready, so the longest-idle worker is offered first. */
   readonly #ready = new Set<number>();
@@ -64,6 +66,7 @@ export class Master implements FarmListener {
   #terminated = false;
   /** The queued task run() is dispatching on behalf of runQueued(). */
   #queuedTask: Task | null = null;
+  #queuedKind: DispatchKind = 'direct';
   /** Bumped whenever a worker of this Master became ready, finished or left; see changed(). */
   #version = 0;
   #seenVersion = 0;
@@ -152,10 +155,14 @@ export class Master implements FarmListener {
     this.#assertReady(rank);
     const queued = this.#queuedTask;
     const payload = encodePayload(data);
-    const task: Task = queued
-      ? { id: queued.id, attempt: queued.attempt, type: queued.type, resource: queued.resource, payload, data: queued.data }
-      : { id: this.host.farm.newTaskId(), attempt: 1, type: this.taskType, resource: null, payload };
-    this.dispatch(rank, task);
+    if (queued) {
+      const { id, attempt, type, resource, data, queuedAt } = queued;
+      this.dispatch(rank, { id, attempt, type, resource, payload, data, queuedAt, startedAt: 0 }, this.#queuedKind);
+      return id;
+    }
+    const farm = this.host.farm;
+    const task: Task = { id: farm.newTaskId(), attempt: 1, type: this.taskType, resource: null, payload, queuedAt: farm.now(), startedAt: 0 };
+    this.dispatch(rank, task, 'direct');
     return task.id;
   }
 
@@ -170,9 +177,10 @@ export class Master implements FarmListener {
   }
 
   /** How a queue hands out a task: through an overriding run() with the task's data, else directly. */
-  runQueued(rank: number, task: Task): void {
-    if (!this.overridesRun) return this.dispatch(rank, task);
+  runQueued(rank: number, task: Task, kind: DispatchKind): void {
+    if (!this.overridesRun) return this.dispatch(rank, task, kind);
     this.#queuedTask = task;
+    this.#queuedKind = kind;
     try {
       this.run(rank, task.data);
     } finally {
@@ -181,11 +189,11 @@ export class Master implements FarmListener {
   }
 
   /** Sends an already-encoded task to a ready worker. */
-  dispatch(rank: number, task: Task): void {
+  dispatch(rank: number, task: Task, kind: DispatchKind): void {
     this.#assertReady(rank);
     this.#ready.delete(rank);
     this.#running.set(rank, task);
-    this.host.farm.dispatch(rank, task);
+    this.host.farm.dispatch(rank, task, kind);
     this.host.flush();
   }
 
@@ -260,17 +268,25 @@ export class Master implements FarmListener {
   }
 
   /**
-   * Resolves once `count` of this Master's workers are connected (default: all its ranks), like
-   * Dask's wait_for_workers. Rejects as changed() does, e.g. NoWorkersError after workerWaitMs.
+   * Resolves once `count` of this Master's workers have connected and said ready (default: all its
+   * ranks), like Dask's wait_for_workers. Rejects as changed() does, e.g. NoWorkersError after
+   * workerWaitMs.
    */
   async waitForWorkers(count = this.#ranks.size, options: WaitOptions = {}): Promise<void> {
-    while (this.#connectedCount() < count) await this.changed(options);
+    while (this.#connectedCount((w) => w.state !== 'joining') < count) await this.changed(options);
   }
 
-  #connectedCount(): number {
-    if (this.adopting) return this.host.farm.workerCount;
+  #connectedCount(which: (w: WorkerRecord) => boolean = () => true): number {
+    const farm = this.host.farm;
     let n = 0;
-    for (const r of this.#ranks) if (this.host.farm.worker(r)) n++;
+    if (this.adopting) {
+      for (const w of farm.workers()) if (which(w)) n++;
+    } else {
+      for (const r of this.#ranks) {
+        const w = farm.worker(r);
+        if (w && which(w)) n++;
+      }
+    }
     return n;
   }
 

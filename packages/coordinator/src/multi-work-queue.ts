@@ -34,6 +34,8 @@ export class MultiWorkQueue implements Driver {
         throw new RangeError(`maxWorkers for task ${String(id)} must be an integer >= 0 or null, not ${limit}`);
       }
       master.stopAdopting();
+      // Workers and metrics see the task type without the application wrapping its data.
+      master.taskType ??= id;
       const entry: Entry = { id, master, queue: new WorkQueue(master), limit: limit ?? null };
       entry.queue.driver = this;
       this.#entries.push(entry);
@@ -143,14 +145,16 @@ export class MultiWorkQueue implements Driver {
     const farm = e.master.host.farm;
     const i = this.#spare.findIndex((r) => farm.worker(r)?.state === 'idle' && farm.owner(r) === undefined);
     if (i >= 0) {
-      e.master.addWorker(this.#spare.splice(i, 1)[0]!);
-      this.moves.borrowed++;
+      const rank = this.#spare.splice(i, 1)[0]!;
+      e.master.addWorker(rank);
+      this.#moved(rank, null, e, 'borrowed');
       return true;
     }
     for (const other of this.#entries) {
       if (other === e || !(other.queue.done() || other.limit === null)) continue;
-      if (other.master.moveWorker(e.master) !== null) {
-        this.moves.borrowed++;
+      const rank = other.master.moveWorker(e.master);
+      if (rank !== null) {
+        this.#moved(rank, other, e, 'borrowed');
         return true;
       }
     }
@@ -162,11 +166,17 @@ export class MultiWorkQueue implements Driver {
     if (!e.master.hasReadyWorker()) return false;
     for (const other of this.#entries) {
       if (other === e || other.queue.done() || !hasRoom(other)) continue;
-      if (e.master.moveWorker(other.master) === null) return false;
-      this.moves.lent++;
+      const rank = e.master.moveWorker(other.master);
+      if (rank === null) return false;
+      this.#moved(rank, e, other, 'lent');
       return true;
     }
     return false;
+  }
+
+  #moved(rank: number, from: Entry | null, to: Entry, how: 'lent' | 'borrowed'): void {
+    this.moves[how]++;
+    to.master.host.farm.observer.moved?.(rank, from?.id ?? null, to.id, how);
   }
 
   #supply(): Supply {

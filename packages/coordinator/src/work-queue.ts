@@ -40,6 +40,7 @@ export class WorkQueue implements Driver {
       if (task) {
         task.attempt++;
         this.#queue.unshift(task);
+        this.master.host.farm.observer.requeued?.(task);
       }
     };
   }
@@ -50,15 +51,19 @@ export class WorkQueue implements Driver {
    * carry `data`. Returns the task's id.
    */
   addWork(data: unknown, resourceId: Key | null = null): number {
+    const farm = this.master.host.farm;
     const task: Task = {
-      id: this.master.host.farm.newTaskId(),
+      id: farm.newTaskId(),
       attempt: 1,
       type: this.master.taskType,
       resource: resourceId,
       payload: encodePayload(data),
       ...(this.master.overridesRun ? { data } : {}),
+      queuedAt: farm.now(),
+      startedAt: 0,
     };
     this.#queue.push(task);
+    farm.observer.queued?.(task);
     return task.id;
   }
 
@@ -69,7 +74,7 @@ export class WorkQueue implements Driver {
       const pick = this.#queue.pick(rank);
       if (!pick) break;
       this.affinity[pick.kind]++;
-      this.master.runQueued(rank, pick.task);
+      this.master.runQueued(rank, pick.task, pick.kind);
     }
   }
 

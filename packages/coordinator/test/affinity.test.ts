@@ -4,7 +4,7 @@ import type { Task } from '../src/farm.ts';
 import type { Key } from '@taskfarm/protocol';
 
 let nextId = 1;
-const task = (resource: Key | null): Task => ({ id: nextId++, attempt: 1, type: null, resource, payload: Buffer.alloc(0) });
+const task = (resource: Key | null): Task => ({ id: nextId++, attempt: 1, type: null, resource, payload: Buffer.alloc(0), queuedAt: 0, startedAt: 0 });
 
 t.test('the seed order: same resource, then none, then unheld, then shared', async (t) => {
   const q = new AffinityQueue();

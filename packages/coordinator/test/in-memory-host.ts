@@ -14,7 +14,7 @@ export class InMemoryHost implements FarmHost {
   now = 0;
 
   constructor(firstFreeRank = 1) {
-    this.farm = new Farm({ heartbeatMs: 1000, livenessMs: 3000 }, { firstFreeRank });
+    this.farm = new Farm({ heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 1 << 20 }, { firstFreeRank, clock: () => this.now });
   }
 
   flush(): void {

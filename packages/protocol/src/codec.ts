@@ -155,7 +155,11 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
       return {
         t,
         rank: field(m, 'rank', isRank),
-        settings: { heartbeatMs: field(s, 'heartbeatMs', isPositiveInt, 'settings.'), livenessMs: field(s, 'livenessMs', isPositiveInt, 'settings.') },
+        settings: {
+          heartbeatMs: field(s, 'heartbeatMs', isPositiveInt, 'settings.'),
+          livenessMs: field(s, 'livenessMs', isPositiveInt, 'settings.'),
+          maxMessageBytes: field(s, 'maxMessageBytes', isPositiveInt, 'settings.'),
+        },
       };
     }
     case 'reject': {

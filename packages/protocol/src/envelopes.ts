@@ -26,14 +26,15 @@ export interface WorkerSettings {
   heartbeatMs: number;
   /** Silence after which a peer is presumed gone, in ms. */
   livenessMs: number;
+  /** The largest frame the coordinator accepts; a worker fails a task whose result is larger. */
+  maxMessageBytes: number;
 }
 
 /** Reject codes a coordinator may answer a `register` with. */
 export type RejectCode =
   | 'EVERSION' // the worker speaks another protocol version
   | 'ERANKTAKEN' // the requested rank is held by another live worker
-  | 'EBADRANK' // the requested rank is not a positive integer
-  | 'EREGISTERED' // this connection has registered already
+  | 'EPROTOCOL' // the peer's message could not be decoded (the message says why)
   | 'ENOTREGISTERED' // a message other than register from an unknown connection
   | 'ESHUTDOWN'; // the coordinator is shutting down
 

@@ -90,7 +90,7 @@ t.test('every worker envelope round-trips', (tt) => {
 t.test('every coordinator envelope round-trips', (tt) => {
   const payload = encodePayload([1, 2, 3]);
   const cases: CoordinatorMessage[] = [
-    { t: 'welcome', rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000 } },
+    { t: 'welcome', rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536 } },
     { t: 'reject', code: 'ERANKTAKEN', message: 'rank 2 is held by another worker' },
     { t: 'reject', code: 'EVERSION', message: 'protocol version 2 is not supported', version: 1 },
     { t: 'work', id: 1, attempt: 1, type: null, resource: null, payload },
@@ -239,7 +239,7 @@ t.test('a message of several envelopes decodes in order', (tt) => {
   }
 
   const fromCoordinator = [
-    ...encode({ t: 'welcome', rank: 4, settings: { heartbeatMs: 500, livenessMs: 1500 } }),
+    ...encode({ t: 'welcome', rank: 4, settings: { heartbeatMs: 500, livenessMs: 1500, maxMessageBytes: 65536 } }),
     ...encode({ t: 'work', id: 10, attempt: 1, type: 't', resource: null, payload: p1 }),
     ...encode({ t: 'work', id: 11, attempt: 1, type: 't', resource: 'r', payload: p2 }),
     ...encode({ t: 'terminate' }),
@@ -354,7 +354,7 @@ t.test('ETYPE: a type this side does not accept', (tt) => {
   refuses(tt, 'worker', [hdr({ t: Buffer.from('ready') })], 'ETYPE', 't as bin, not str');
   // Each side may only send its own types; heartbeat is the one both may send.
   const coordinatorOnly = {
-    welcome: { rank: 1, settings: { heartbeatMs: 1, livenessMs: 1 } },
+    welcome: { rank: 1, settings: { heartbeatMs: 1, livenessMs: 1, maxMessageBytes: 1 } },
     reject: { code: 'ESHUTDOWN', message: 'm' },
     work: { id: 1, attempt: 1 },
     terminate: {},
@@ -405,12 +405,13 @@ t.test('EFIELD: a required field missing or of the wrong type', (tt) => {
     {
       from: 'coordinator',
       t: 'welcome',
-      base: { rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000 } },
+      base: { rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536 } },
       bad: {
         rank: posInt,
         settings: [undefined, null, 5, 'x', [1000, 3000], Buffer.from([1])],
         'settings.heartbeatMs': posInt,
         'settings.livenessMs': posInt,
+        'settings.maxMessageBytes': posInt,
       },
     },
     {
@@ -600,7 +601,7 @@ t.test('random mutations of valid frames: only ProtocolError', (tt) => {
     ['worker', encode({ t: 'error', id: 7, attempt: 1, error: toWireError(Object.assign(new Error('failed'), { code: 'EFAIL' })) })],
     ['worker', encode({ t: 'heartbeat' })],
     ['worker', encode({ t: 'bye' })],
-    ['coordinator', encode({ t: 'welcome', rank: 12, settings: { heartbeatMs: 1000, livenessMs: 3000 } })],
+    ['coordinator', encode({ t: 'welcome', rank: 12, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536 } })],
     ['coordinator', encode({ t: 'reject', code: 'EVERSION', message: 'no', version: 1 })],
     ['coordinator', encode({ t: 'work', id: 99, attempt: 1, type: 'kind', resource: 42, payload })],
     ['coordinator', encode({ t: 'terminate' })],

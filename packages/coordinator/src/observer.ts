@@ -1,0 +1,56 @@
+/**
+ * What happens in a coordinator, as callbacks: the shell logs from them, the metrics count from them.
+ * Every callback is optional and called synchronously where the event happens, so an observer must
+ * be quick; none may throw.
+ */
+import type { Key } from '@taskfarm/protocol';
+import type { AffinityKind } from './affinity.ts';
+import type { DropReason, LeaveReason, PeerId, Task, WorkerRecord } from './farm.ts';
+
+/** How a task found its worker: one of the affinity rules, or `direct` for Master.run(). */
+export type DispatchKind = AffinityKind | 'direct';
+
+export interface CoordinatorObserver {
+  joined?(w: WorkerRecord): void;
+  left?(w: WorkerRecord, reason: LeaveReason, lost: Task | null): void;
+  rejected?(peer: PeerId, code: string, message: string): void;
+  /** A message that was understood but not acceptable, dropped. */
+  dropped?(peer: PeerId, reason: DropReason, detail: string): void;
+  /** A message that could not be decoded. */
+  protocolError?(peer: PeerId, rank: number | null, code: string, message: string): void;
+  /** A task entered a queue (`task.queuedAt` is set). */
+  queued?(task: Task): void;
+  /** A task left for a worker (`task.startedAt` is set). */
+  dispatched?(w: WorkerRecord, task: Task, kind: DispatchKind): void;
+  /** The current attempt of a task came back, at `now` (farm clock). */
+  finished?(w: WorkerRecord, task: Task, ok: boolean, now: number): void;
+  /** A task lost with its worker went back to its queue. */
+  requeued?(task: Task): void;
+  /** A MultiWorkQueue moved a ready worker between the Masters of two task types. */
+  moved?(rank: number, from: Key | null, to: Key | null, how: 'lent' | 'borrowed'): void;
+}
+
+type Callback = keyof CoordinatorObserver;
+const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'moved'];
+
+/** Fans every callback out to the observers added to it. */
+export class ObserverList implements CoordinatorObserver {
+  readonly #list: CoordinatorObserver[] = [];
+
+  constructor() {
+    for (const name of CALLBACKS) {
+      (this as Record<Callback, unknown>)[name] = (...args: unknown[]) => {
+        for (const o of this.#list) (o[name] as ((...a: unknown[]) => void) | undefined)?.(...args);
+      };
+    }
+  }
+
+  add(o: CoordinatorObserver): () => void {
+    this.#list.push(o);
+    return () => {
+      const i = this.#list.indexOf(o);
+      if (i >= 0) this.#list.splice(i, 1);
+    };
+  }
+}
+export interface ObserverList extends Required<CoordinatorObserver> {}
