@@ -66,6 +66,25 @@ export class AffinityQueue {
     return { task, kind };
   }
 
+  /** Takes a queued task out (cancel); undefined when it is not queued here. */
+  remove(taskId: number): Task | undefined {
+    const match = (t: Task) => t.id === taskId;
+    let task = this.#anonymous.removeFirst(match);
+    if (!task) {
+      for (const [resource, q] of this.#byResource) {
+        task = q.removeFirst(match);
+        if (!task) continue;
+        if (q.length === 0) {
+          this.#byResource.delete(resource);
+          this.#unheld.delete(resource);
+        }
+        break;
+      }
+    }
+    if (task) this.#length--;
+    return task;
+  }
+
   /** The resource `rank` holds, if any. */
   heldBy(rank: number): Key | null {
     return this.#held.get(rank) ?? null;

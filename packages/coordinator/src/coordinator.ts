@@ -8,6 +8,7 @@ import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
 import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
 import { ObserverList, type CoordinatorObserver } from './observer.ts';
 import { createLogger } from './logger.ts';
+import { Operations } from './operations.ts';
 import { setDefaultHost, type FarmHost, type Master, type Supply, type WaitOptions } from './master.ts';
 import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -27,6 +28,8 @@ export class Coordinator implements FarmHost {
   readonly ready: Promise<string>;
   /** Everything that happens here, for logging and metrics: `coordinator.observers.add({...})`. */
   readonly observers = new ObserverList();
+  /** Metrics (`operations.metrics`), the HTTP server of `metricsPort` (`operations.statusServer`), progress for `taskfarm run`. */
+  readonly operations: Operations;
   readonly #transport: RouterTransport;
   readonly #waiters = new Set<Waiter>();
   readonly #listeners = new Set<() => void>();
@@ -34,6 +37,8 @@ export class Coordinator implements FarmHost {
   readonly #workerLogs = new Map<number, Logger>();
   readonly #limiter = new RateLimiter(10_000, 5);
   #endpoint: string | null = null;
+  /** The liveness and deadline sweep, every heartbeat while bound. */
+  #ticker: NodeJS.Timeout | null = null;
   #flushScheduled = false;
   #closed: CoordinatorClosedError | null = null;
   #closing: Promise<void> | null = null;
@@ -57,6 +62,7 @@ export class Coordinator implements FarmHost {
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes },
       { firstFreeRank: o.size, observer: this.observers, clock: () => performance.now() },
     );
+    this.operations = new Operations(this);
     this.#transport = new RouterTransport(
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes, lingerMs: o.closeGraceMs },
       {
@@ -95,7 +101,10 @@ export class Coordinator implements FarmHost {
   async #bind(): Promise<string> {
     try {
       const endpoint = await this.#transport.bind(this.options.endpoint);
+      await this.operations.listen();
       this.#endpoint = endpoint;
+      this.#ticker = setInterval(() => this.#tick(), this.options.heartbeatMs);
+      this.#ticker.unref();
       this.log.info({ endpoint, protocol: PROTOCOL_VERSION }, 'coordinator listening');
       // Tell `taskfarm run` where to point the workers it is about to start.
       if (this.options.endpointFromEnv && process.env.TASKFARM_LAUNCHER && process.send) {
@@ -191,7 +200,9 @@ export class Coordinator implements FarmHost {
       for (const w of [...this.farm.workers()]) this.farm.terminate(w.rank);
       this.flush();
       if (this.farm.workerCount > 0) await this.#untilNoWorkers(this.options.closeGraceMs);
+      if (this.#ticker) clearInterval(this.#ticker);
       await this.#transport.close();
+      await this.operations.close();
       this.#fail(new CoordinatorClosedError());
       process.off('SIGINT', this.#onSignal);
       process.off('SIGTERM', this.#onSignal);
@@ -204,7 +215,7 @@ export class Coordinator implements FarmHost {
 
   #onMessage(peerBuf: Buffer, frames: Buffer[]): void {
     const peer = peerBuf.toString('latin1');
-    const now = Date.now();
+    const now = this.farm.now();
     try {
       for (const msg of decodeFromWorker(frames, { maxFrameBytes: this.options.maxMessageBytes })) this.farm.receive(peer, msg, now);
     } catch (err) {
@@ -216,6 +227,13 @@ export class Coordinator implements FarmHost {
         else this.farm.rejectMalformed(peer, err.message);
       }
     }
+    this.flush();
+    this.#changed();
+  }
+
+  #tick(): void {
+    this.farm.tick(this.farm.now(), this.options.timeoutGraceMs);
+    if (this.farm.outbox.length === 0) return;
     this.flush();
     this.#changed();
   }

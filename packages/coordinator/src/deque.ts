@@ -38,6 +38,22 @@ export class Deque<T> {
     return item;
   }
 
+  /** Removes and returns the first item matching `pred`; O(length), for rare operations such as cancel. */
+  removeFirst(pred: (item: T) => boolean): T | undefined {
+    for (let i = 0; i < this.#size; i++) {
+      const at = (this.#head + i) % this.#buf.length;
+      const item = this.#buf[at] as T;
+      if (!pred(item)) continue;
+      for (let j = i; j < this.#size - 1; j++) {
+        this.#buf[(this.#head + j) % this.#buf.length] = this.#buf[(this.#head + j + 1) % this.#buf.length];
+      }
+      this.#buf[(this.#head + this.#size - 1) % this.#buf.length] = undefined;
+      this.#size--;
+      return item;
+    }
+    return undefined;
+  }
+
   *[Symbol.iterator](): IterableIterator<T> {
     for (let i = 0; i < this.#size; i++) yield this.#buf[(this.#head + i) % this.#buf.length] as T;
   }

@@ -2,8 +2,13 @@
  * The coordinator's state, without I/O: which peers are connected, which worker holds which rank,
  * what each worker is doing, and which Master owns it. Events go in (`connected`, `receive`,
  * `disconnected`, ...); envelopes to send come out through `outbox`, and owners hear about their
- * workers through the `FarmListener` they registered. Time enters as an argument, never as a clock
- * read, so every sequence can be replayed in a unit test.
+ * workers through the `FarmListener` they registered. Time enters as an argument (or the injected
+ * clock), never as a clock read, so every sequence can be replayed in a unit test.
+ *
+ * Liveness has two levels. A connection that drops (ZeroMQ heartbeats, process death) loses its
+ * worker at once. Above that, an idle worker must keep sending heartbeats: its event loop is free,
+ * so silence means it is stuck or gone. A busy worker may be deep in a synchronous handler and
+ * silent for good reason; its task's timeout, if it has one, is what bounds it.
  */
 import type { Envelope, Key, Register, WireError, WorkerMessage, WorkerSettings } from '@taskfarm/protocol';
 import type { CoordinatorObserver, DispatchKind } from './observer.ts';
@@ -25,6 +30,58 @@ export interface Task {
   /** When it entered its queue and when its current attempt left, by the farm's clock (ms). */
   queuedAt: number;
   startedAt: number;
+  /** Timeout, retries and loss limit; usually shared by every task of a queue. */
+  readonly policy: TaskPolicy;
+  /** Runs that failed (handler error or timeout) and runs lost with their worker, so far. */
+  failures: number;
+  losses: number;
+  /** Not to be dispatched before this time (a retry waiting out its backoff). */
+  notBefore: number;
+  /** Set by cancel(): whatever the worker returns is replaced by ECANCELLED. */
+  cancelled: boolean;
+}
+
+/** What happens to a task when it fails or its worker is lost. */
+export interface TaskPolicy {
+  /** Abort the handler after this many ms (its AbortSignal fires; a handler that ignores it has its worker recycled). Default null: no limit. */
+  readonly timeoutMs: number | null;
+  /** How many times a task whose handler threw (or timed out) is run again before its error is reported. Default 0, the seed's behaviour. */
+  readonly retries: number;
+  /** Delay before the first retry, in ms; doubled for each further one up to maxBackoffMs. Default 1000. */
+  readonly backoffMs: number;
+  /** Default 60000. */
+  readonly maxBackoffMs: number;
+  /**
+   * A task that was in flight on this many workers that died is failed with EWORKERLOST instead of
+   * being run again, so that a poison task cannot kill the farm one worker at a time. Default 3.
+   */
+  readonly maxLosses: number;
+}
+
+export const DEFAULT_POLICY: TaskPolicy = Object.freeze({ timeoutMs: null, retries: 0, backoffMs: 1000, maxBackoffMs: 60_000, maxLosses: 3 });
+
+/** Checks a partial policy and completes it from `base`. */
+export function resolvePolicy(p: Partial<TaskPolicy> | undefined, base: TaskPolicy = DEFAULT_POLICY): TaskPolicy {
+  if (!p) return base;
+  const r = { ...base, ...p };
+  const int = (name: keyof TaskPolicy, min: number, v: number | null) => {
+    if (v !== null && !(Number.isSafeInteger(v) && v >= min)) throw new RangeError(`${name} must be an integer >= ${min}, not ${v}`);
+  };
+  int('timeoutMs', 1, r.timeoutMs);
+  int('retries', 0, r.retries);
+  int('backoffMs', 0, r.backoffMs);
+  int('maxBackoffMs', 0, r.maxBackoffMs);
+  int('maxLosses', 1, r.maxLosses);
+  return Object.freeze(r);
+}
+
+/** A new task, first attempt. */
+export function newTask(
+  farm: Farm,
+  fields: { type: Key | null; resource: Key | null; payload: Buffer; policy: TaskPolicy; data?: unknown },
+): Task {
+  const now = farm.now();
+  return { id: farm.newTaskId(), attempt: 1, ...fields, failures: 0, losses: 0, notBefore: 0, cancelled: false, queuedAt: now, startedAt: 0 };
 }
 
 export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };
@@ -37,30 +94,38 @@ export type WorkerState = 'joining' | 'idle' | 'busy' | 'terminating';
 
 export interface WorkerRecord {
   readonly rank: number;
-  readonly peer: PeerId;
+  /** Changes when the same worker process reconnects before its old connection was noticed dead. */
+  peer: PeerId;
   readonly host: string;
   readonly pid: number;
+  readonly instance: string | null;
   state: WorkerState;
   task: Task | null;
   readonly joinedAt: number;
   lastSeen: number;
 }
 
-/** How a worker left: `bye` (it said so), `disconnected` (its connection dropped), `unreachable` (a send failed). */
-export type LeaveReason = 'bye' | 'disconnected' | 'unreachable';
+/**
+ * How a worker left: `bye` (it said so), `disconnected` (its connection dropped), `unreachable` (a
+ * send failed), `silent` (idle without a heartbeat for livenessMs).
+ */
+export type LeaveReason = 'bye' | 'disconnected' | 'unreachable' | 'silent';
 
 /** What a Master implements to follow its workers. */
 export interface FarmListener {
   workerReady(rank: number): void;
   taskFinished(rank: number, task: Task, outcome: Outcome): void;
-  /** The worker left; `task` is what it had in flight, to be run again elsewhere. */
-  workerGone(rank: number, task: Task | null): void;
+  /**
+   * The worker left; `task` is what it had in flight, to be run again elsewhere: handed back when
+   * `reason` is `bye` (a worker stopping), lost with the worker otherwise.
+   */
+  workerGone(rank: number, task: Task | null, reason: LeaveReason): void;
 }
 
 export type DropReason =
   | 'unregistered' // a message other than register from a peer that has not registered
   | 'reregister' // register from a peer that holds a rank already
-  | 'stale-result' // a result for a task or attempt the sender does not hold
+  | 'stale-result' // a result for a task or attempt the sender does not hold (a late one from a lost worker)
   | 'unexpected-ready'; // ready from a worker that is not joining
 
 export class Farm {
@@ -69,6 +134,7 @@ export class Farm {
   readonly #ranks: RankTable;
   readonly #byRank = new Map<number, WorkerRecord>();
   readonly #byPeer = new Map<PeerId, WorkerRecord>();
+  readonly #byInstance = new Map<string, WorkerRecord>();
   readonly #connected = new Set<PeerId>();
   readonly #owners = new Map<number, FarmListener>();
   #adopter: FarmListener | null = null;
@@ -152,7 +218,36 @@ export class Farm {
     w.task = task;
     task.startedAt = this.now();
     this.observer.dispatched?.(w, task, kind);
-    this.outbox.push([w.peer, { t: 'work', id: task.id, attempt: task.attempt, type: task.type, resource: task.resource, payload: task.payload }]);
+    const { id, attempt, type, resource, payload } = task;
+    this.outbox.push([w.peer, { t: 'work', id, attempt, type, resource, timeoutMs: task.policy.timeoutMs, payload }]);
+  }
+
+  /**
+   * Asks the worker running `rank`'s task to abort it. The worker stays busy until it answers; its
+   * answer, whatever it is, then reaches the owner as an ECANCELLED error.
+   */
+  cancel(rank: number): void {
+    const w = this.#byRank.get(rank);
+    if (!w?.task || w.task.cancelled) return;
+    w.task.cancelled = true;
+    this.outbox.push([w.peer, { t: 'cancel', id: w.task.id, attempt: w.task.attempt }]);
+  }
+
+  /**
+   * The clock's sweep, every heartbeat: an idle or joining worker silent for livenessMs is lost; a
+   * task past its timeout plus `graceMs` fails with ETIMEDOUT and its worker (stuck in a handler
+   * that ignores its abort signal, or it would have answered) is told to go; it is replaced when it
+   * reconnects or its process is recycled.
+   */
+  tick(now: number, graceMs: number): void {
+    for (const w of [...this.#byRank.values()]) {
+      if (w.state === 'busy') {
+        const limit = w.task!.policy.timeoutMs;
+        if (limit !== null && now - w.task!.startedAt > limit + graceMs) this.#timedOut(w, now);
+      } else if ((w.state === 'idle' || w.state === 'joining') && now - w.lastSeen > this.settings.livenessMs) {
+        this.#remove(w, 'silent', now);
+      }
+    }
   }
 
   /** Tells a worker to exit once its current task (if any) is done. */
@@ -179,13 +274,13 @@ export class Farm {
   disconnected(peer: PeerId): void {
     this.#connected.delete(peer);
     const w = this.#byPeer.get(peer);
-    if (w) this.#remove(w, 'disconnected');
+    if (w) this.#remove(w, 'disconnected', this.now());
   }
 
   /** A send to this peer failed because it is gone. */
   unreachable(peer: PeerId): void {
     const w = this.#byPeer.get(peer);
-    if (w) this.#remove(w, 'unreachable');
+    if (w) this.#remove(w, 'unreachable', this.now());
   }
 
   isConnected(peer: PeerId): boolean {
@@ -220,8 +315,9 @@ export class Farm {
     w.lastSeen = now;
     switch (msg.t) {
       case 'ready':
-        // A worker told to terminate before it was ready says ready on its way out: nothing to do.
-        if (w.state === 'terminating') return;
+        // Said on the way out by a worker told to terminate before it was ready, or again by a
+        // worker that took over its record after a reconnect: nothing to do.
+        if (w.state === 'terminating' || (w.state !== 'joining' && w.instance !== null)) return;
         if (w.state !== 'joining') {
           this.observer.dropped?.(peer, 'unexpected-ready', `rank ${w.rank} is ${w.state}`);
           return;
@@ -231,26 +327,46 @@ export class Farm {
         return;
       case 'result':
       case 'error': {
+        // Acknowledged whether accepted or stale: either way the worker may forget it.
+        this.outbox.push([peer, { t: 'ack', id: msg.id, attempt: msg.attempt }]);
         const task = w.task;
         if (!task || task.id !== msg.id || task.attempt !== msg.attempt) {
           this.observer.dropped?.(peer, 'stale-result', `rank ${w.rank} reported task ${msg.id} attempt ${msg.attempt}`);
           return;
         }
-        w.task = null;
-        // A worker told to terminate while busy finishes its task first, then exits.
-        const terminating = this.#terminateRequested.delete(w.rank);
-        w.state = terminating ? 'terminating' : 'idle';
-        const outcome: Outcome = msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer } : { ok: false, error: msg.error };
-        this.observer.finished?.(w, task, outcome.ok, now);
-        this.#owners.get(w.rank)?.taskFinished(w.rank, task, outcome);
+        let outcome: Outcome = msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer } : { ok: false, error: msg.error };
+        if (task.cancelled) outcome = { ok: false, error: { name: 'CancelledError', message: `task ${task.id} was cancelled`, code: 'ECANCELLED' } };
+        this.#finish(w, task, outcome, now);
         return;
       }
       case 'bye':
-        this.#remove(w, 'bye');
+        this.#remove(w, 'bye', now);
         return;
       case 'heartbeat':
+        // Both ways: the worker learns the coordinator still knows it.
+        this.outbox.push([peer, { t: 'heartbeat' }]);
         return;
     }
+  }
+
+  #finish(w: WorkerRecord, task: Task, outcome: Outcome, now: number): void {
+    w.task = null;
+    // A worker told to terminate while busy finishes its task first, then exits.
+    const terminating = this.#terminateRequested.delete(w.rank);
+    w.state = terminating ? 'terminating' : 'idle';
+    this.observer.finished?.(w, task, outcome.ok, now);
+    this.#owners.get(w.rank)?.taskFinished(w.rank, task, outcome);
+  }
+
+  #timedOut(w: WorkerRecord, now: number): void {
+    const task = w.task!;
+    const error = { name: 'TimeoutError', message: `task ${task.id} exceeded its timeout of ${task.policy.timeoutMs} ms`, code: 'ETIMEDOUT' };
+    w.task = null;
+    w.state = 'terminating';
+    this.#terminateRequested.delete(w.rank);
+    this.observer.finished?.(w, task, false, now);
+    this.#owners.get(w.rank)?.taskFinished(w.rank, task, { ok: false, error });
+    this.outbox.push([w.peer, { t: 'terminate' }]);
   }
 
   #register(peer: PeerId, msg: Register, now: number): void {
@@ -259,6 +375,17 @@ export class Farm {
       this.observer.rejected?.(peer, code, message);
     };
     if (this.#closing) return reject('ESHUTDOWN', 'the coordinator is shutting down');
+    const previous = msg.instance === null ? undefined : this.#byInstance.get(msg.instance);
+    if (previous) {
+      // The same process on a new connection, before its old one was noticed dead: it keeps its
+      // rank and its task in flight, whose result it will send again.
+      this.#byPeer.delete(previous.peer);
+      previous.peer = peer;
+      previous.lastSeen = now;
+      this.#byPeer.set(peer, previous);
+      this.outbox.push([peer, { t: 'welcome', rank: previous.rank, settings: this.settings }]);
+      return;
+    }
     let rank: number;
     if (msg.rank !== null) {
       if (!this.#ranks.claim(msg.rank)) {
@@ -269,9 +396,10 @@ export class Farm {
     } else {
       rank = this.#ranks.allocate();
     }
-    const w: WorkerRecord = { rank, peer, host: msg.host, pid: msg.pid, state: 'joining', task: null, joinedAt: now, lastSeen: now };
+    const w: WorkerRecord = { rank, peer, host: msg.host, pid: msg.pid, instance: msg.instance, state: 'joining', task: null, joinedAt: now, lastSeen: now };
     this.#byRank.set(rank, w);
     this.#byPeer.set(peer, w);
+    if (w.instance !== null) this.#byInstance.set(w.instance, w);
     this.outbox.push([peer, { t: 'welcome', rank, settings: this.settings }]);
     this.observer.joined?.(w);
   }
@@ -285,14 +413,21 @@ export class Farm {
     owner?.workerReady(w.rank);
   }
 
-  #remove(w: WorkerRecord, reason: LeaveReason): void {
+  #remove(w: WorkerRecord, reason: LeaveReason, now: number): void {
+    let task = w.task;
+    // A worker that died after its task's timeout was most likely recycled for ignoring it: that is
+    // the task's failure (retried or failed per policy), not a loss to run again as it was.
+    if (task && task.policy.timeoutMs !== null && now - task.startedAt >= task.policy.timeoutMs) {
+      this.#timedOut(w, now);
+      task = null;
+    }
     this.#byRank.delete(w.rank);
     this.#byPeer.delete(w.peer);
+    if (w.instance !== null) this.#byInstance.delete(w.instance);
     this.#ranks.release(w.rank);
     this.#terminateRequested.delete(w.rank);
-    const task = w.task;
     w.task = null;
     this.observer.left?.(w, reason, task);
-    this.#owners.get(w.rank)?.workerGone(w.rank, task);
+    this.#owners.get(w.rank)?.workerGone(w.rank, task, reason);
   }
 }

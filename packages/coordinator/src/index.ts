@@ -7,3 +7,7 @@ export type { AffinityKind } from './affinity.ts';
 export type { WorkerRecord, WorkerState, Task, LeaveReason, DropReason } from './farm.ts';
 export type { CoordinatorObserver, DispatchKind } from './observer.ts';
 export * from './errors.ts';
+export { FarmMetrics, DURATION_BUCKETS, DEFAULT_TASK_TYPE, type FarmStatus, type WorkerStatus, type TaskTypeStatus } from './metrics.ts';
+export { StatusServer } from './status-server.ts';
+export { Operations } from './operations.ts';
+export { isProgressMessage, type ProgressMessage } from './progress-report.ts';

@@ -5,7 +5,7 @@
  */
 import { decodePayload, encodePayload, type Key } from '@taskfarm/protocol';
 import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
-import type { Farm, FarmListener, Outcome, Task, WorkerRecord } from './farm.ts';
+import { newTask, resolvePolicy, type Farm, type FarmListener, type LeaveReason, type Outcome, type Task, type TaskPolicy, type WorkerRecord } from './farm.ts';
 import type { DispatchKind } from './observer.ts';
 
 export interface WaitOptions {
@@ -37,6 +37,8 @@ export interface MasterOptions {
   coordinator?: FarmHost;
   /** Sent to workers with each task (`TaskContext.type`), so that one worker can serve several types. Default null. */
   taskType?: Key | null;
+  /** Timeout of the tasks run() sends, in ms (retries and losses are the queues' business). Default none. */
+  timeoutMs?: number | null;
 }
 
 /** A completed task as the queues collect it. */
@@ -56,6 +58,7 @@ export class Master implements FarmListener {
   readonly host: FarmHost;
   /** Sent with each task; a MultiWorkQueue sets it to the Master's task id when it is unset. */
   taskType: Key | null;
+  readonly policy: TaskPolicy;
   readonly #ranks = new Set<number>();
   /** Ready ranks in the order they became ready, so the longest-idle worker is offered first. */
   readonly #ready = new Set<number>();
@@ -74,7 +77,7 @@ export class Master implements FarmListener {
    * Told when a worker of this Master leaves, with the task it had in flight; a WorkQueue puts the
    * task back at the head of its queue. Without one, lost tasks wait in getLostWork().
    */
-  onWorkerGone: ((rank: number, task: Task | null) => void) | null = null;
+  onWorkerGone: ((rank: number, task: Task | null, reason: LeaveReason) => void) | null = null;
 
   /**
    * @param workers the ranks this Master controls, as in the seed (`range(1, size())`). Omitted:
@@ -84,6 +87,7 @@ export class Master implements FarmListener {
     if (!options.coordinator && !defaultHost) throw new Error('internal: no default coordinator registered');
     this.host = options.coordinator ?? defaultHost!();
     this.taskType = options.taskType ?? null;
+    this.policy = resolvePolicy({ timeoutMs: options.timeoutMs ?? null });
     this.host.attach(this);
     if (workers === undefined) {
       if (this.host.farm.adopter === null) this.host.farm.setAdopter(this);
@@ -156,12 +160,11 @@ export class Master implements FarmListener {
     const queued = this.#queuedTask;
     const payload = encodePayload(data);
     if (queued) {
-      const { id, attempt, type, resource, data, queuedAt } = queued;
-      this.dispatch(rank, { id, attempt, type, resource, payload, data, queuedAt, startedAt: 0 }, this.#queuedKind);
-      return id;
+      // The queue's task, carrying what run() made of its data.
+      this.dispatch(rank, { ...queued, payload }, this.#queuedKind);
+      return queued.id;
     }
-    const farm = this.host.farm;
-    const task: Task = { id: farm.newTaskId(), attempt: 1, type: this.taskType, resource: null, payload, queuedAt: farm.now(), startedAt: 0 };
+    const task = newTask(this.host.farm, { type: this.taskType, resource: null, payload, policy: this.policy });
     this.dispatch(rank, task, 'direct');
     return task.id;
   }
@@ -209,6 +212,25 @@ export class Master implements FarmListener {
   getData(rank: number): unknown {
     const c = this.#collect(rank);
     return c === undefined ? undefined : valueOf(c);
+  }
+
+  /**
+   * Asks the worker running task `taskId` to abort it; the task then completes with an ECANCELLED
+   * TaskError once the worker answers. Returns false when no worker of this Master runs it.
+   */
+  cancel(taskId: number): boolean {
+    for (const [rank, task] of this.#running) {
+      if (task.id !== taskId) continue;
+      this.host.farm.cancel(rank);
+      this.host.flush();
+      return true;
+    }
+    return false;
+  }
+
+  /** The task running on `rank`, if any. */
+  runningTask(rank: number): Task | undefined {
+    return this.#running.get(rank);
   }
 
   /** The completed task of `rank`, without collecting it. */
@@ -346,11 +368,11 @@ export class Master implements FarmListener {
     this.#completed.set(rank, { rank, task, outcome });
   }
 
-  workerGone(rank: number, task: Task | null): void {
+  workerGone(rank: number, task: Task | null, reason: LeaveReason): void {
     this.#version++;
     this.#ready.delete(rank);
     this.#running.delete(rank);
-    if (this.onWorkerGone) this.onWorkerGone(rank, task);
+    if (this.onWorkerGone) this.onWorkerGone(rank, task, reason);
     else if (task) this.#lost.push(task);
     if (this.#terminating?.pending.delete(rank) && this.#terminating.pending.size === 0) this.#finishTerminate();
   }

@@ -26,12 +26,14 @@ export interface CoordinatorObserver {
   finished?(w: WorkerRecord, task: Task, ok: boolean, now: number): void;
   /** A task lost with its worker went back to its queue. */
   requeued?(task: Task): void;
+  /** A task that failed (error `code`) will run again after its backoff (`task.notBefore`). */
+  retried?(task: Task, code: string): void;
   /** A MultiWorkQueue moved a ready worker between the Masters of two task types. */
   moved?(rank: number, from: Key | null, to: Key | null, how: 'lent' | 'borrowed'): void;
 }
 
 type Callback = keyof CoordinatorObserver;
-const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'moved'];
+const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'retried', 'moved'];
 
 /** Fans every callback out to the observers added to it. */
 export class ObserverList implements CoordinatorObserver {

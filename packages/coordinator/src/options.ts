@@ -37,6 +37,19 @@ export interface CoordinatorOptions {
   handleSignals?: boolean;
   /** How long close() waits for workers to say bye, in ms. Default 2000. */
   closeGraceMs?: number;
+  /**
+   * How long past its timeout a task may stay unanswered before the coordinator fails it with
+   * ETIMEDOUT and gives up on its worker, in ms. Longer than the worker's own kill grace (2 s), so a
+   * worker normally reports or recycles itself first. Default 5000.
+   */
+  timeoutGraceMs?: number;
+  /**
+   * Serve `/metrics` (Prometheus), `/healthz` and `/status` (JSON) over HTTP on this port; 0 picks a
+   * free one (read `coordinator.statusServer.url`); null serves nothing. Default: `$TASKFARM_METRICS_PORT`, else null.
+   */
+  metricsPort?: number | null;
+  /** Address the metrics server listens on. Default: `$TASKFARM_METRICS_HOST`, else `127.0.0.1` (loopback only). */
+  metricsHost?: string;
 }
 
 export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'logger'>> & { logger: Logger | null; endpointFromEnv: boolean };
@@ -51,6 +64,9 @@ export const DEFAULTS = Object.freeze({
   logLevel: 'info',
   handleSignals: false,
   closeGraceMs: 2000,
+  timeoutGraceMs: 5000,
+  metricsPort: null,
+  metricsHost: '127.0.0.1',
 });
 
 export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
@@ -65,6 +81,9 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
     logLevel: o.logLevel ?? (env.TASKFARM_LOG_LEVEL || DEFAULTS.logLevel),
     handleSignals: o.handleSignals ?? DEFAULTS.handleSignals,
     closeGraceMs: o.closeGraceMs ?? DEFAULTS.closeGraceMs,
+    timeoutGraceMs: o.timeoutGraceMs ?? DEFAULTS.timeoutGraceMs,
+    metricsPort: o.metricsPort !== undefined ? o.metricsPort : (envInt(env, 'TASKFARM_METRICS_PORT', 0) ?? DEFAULTS.metricsPort),
+    metricsHost: o.metricsHost ?? (env.TASKFARM_METRICS_HOST || DEFAULTS.metricsHost),
     logger: o.logger ?? null,
     endpointFromEnv,
   };
@@ -75,6 +94,11 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
   positive('workerWaitMs', r.workerWaitMs, 0);
   positive('maxMessageBytes', r.maxMessageBytes, 1024);
   positive('closeGraceMs', r.closeGraceMs, 0);
+  if (r.metricsPort !== null) {
+    positive('metricsPort', r.metricsPort, 0);
+    if (r.metricsPort > 65535) throw new RangeError(`metricsPort must be a TCP port (0-65535), not ${r.metricsPort}`);
+  }
+  positive('timeoutGraceMs', r.timeoutGraceMs, 0);
   return r;
 }
 

@@ -7,13 +7,18 @@
 import { encodePayload, type Key } from '@taskfarm/protocol';
 import { AffinityQueue, type AffinityKind } from './affinity.ts';
 import { TaskError } from './errors.ts';
-import type { Task } from './farm.ts';
+import { newTask, resolvePolicy, type Task, type TaskPolicy } from './farm.ts';
 import { valueOf, type Master, type WaitOptions } from './master.ts';
 
 /** One finished task, as the async API hands it out. */
 export type TaskResult =
   | { readonly id: number; readonly resource: Key | null; readonly ok: true; readonly value: unknown }
   | { readonly id: number; readonly resource: Key | null; readonly ok: false; readonly error: TaskError };
+
+/** Per-task settings for addWork()/submit(): a policy override, and for submit() an AbortSignal that cancels. */
+export interface TaskOptions extends Partial<TaskPolicy> {
+  signal?: AbortSignal;
+}
 
 /** Who hands out work and waits for changes: the queue itself, or the MultiWorkQueue it belongs to. */
 export interface Driver {
@@ -23,25 +28,33 @@ export interface Driver {
 
 export class WorkQueue implements Driver {
   readonly master: Master;
+  /** Timeout, retries and loss limit of this queue's tasks (addWork() may override them per task). */
+  readonly policy: TaskPolicy;
+  /** Tasks retried after a failure, sent back to a worker, failed for good; counted for the curious. */
+  readonly counts = { retried: 0, requeued: 0, lostForGood: 0 };
   /** How many dispatches fell under each affinity rule (see affinity.ts). */
   readonly affinity: Record<AffinityKind, number> = { same: 0, none: 0, unheld: 0, shared: 0 };
   /** Set by a MultiWorkQueue so that async waits also lend and borrow workers. */
   driver: Driver = this;
   readonly #queue = new AffinityQueue();
+  /** Retries waiting out their backoff, earliest first. */
+  readonly #delayed: Task[] = [];
   /** Collected from the Master, not yet handed to the application. */
   #results: TaskResult[] = [];
   readonly #waiters = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   #pumping = false;
 
-  constructor(master: Master) {
+  /**
+   * @param policy defaults for every task of this queue: `timeoutMs`, `retries` (with `backoffMs`,
+   *   `maxBackoffMs`) and `maxLosses`; see TaskPolicy. By default a failing task is reported at once
+   *   (as in the seed), a task has no timeout, and a task lost with 3 workers fails with EWORKERLOST.
+   */
+  constructor(master: Master, policy?: Partial<TaskPolicy>) {
     this.master = master;
-    master.onWorkerGone = (rank, task) => {
+    this.policy = resolvePolicy(policy);
+    master.onWorkerGone = (rank, task, reason) => {
       this.#queue.release(rank);
-      if (task) {
-        task.attempt++;
-        this.#queue.unshift(task);
-        this.master.host.farm.observer.requeued?.(task);
-      }
+      if (task) this.#lost(task, reason === 'bye');
     };
   }
 
@@ -50,25 +63,37 @@ export class WorkQueue implements Driver {
    * worker that already holds that resource gets it. Throws PayloadError at once if msgpack cannot
    * carry `data`. Returns the task's id.
    */
-  addWork(data: unknown, resourceId: Key | null = null): number {
+  addWork(data: unknown, resourceId: Key | null = null, options?: Partial<TaskPolicy>): number {
     const farm = this.master.host.farm;
-    const task: Task = {
-      id: farm.newTaskId(),
-      attempt: 1,
+    const task = newTask(farm, {
       type: this.master.taskType,
       resource: resourceId,
       payload: encodePayload(data),
+      policy: resolvePolicy(options, this.policy),
       ...(this.master.overridesRun ? { data } : {}),
-      queuedAt: farm.now(),
-      startedAt: 0,
-    };
+    });
     this.#queue.push(task);
     farm.observer.queued?.(task);
     return task.id;
   }
 
+  /**
+   * Cancels a task: a queued one never runs, a running one has its worker's AbortSignal fired. Either
+   * way it completes with an ECANCELLED TaskError. Returns false for a task this queue does not hold.
+   */
+  cancel(taskId: number): boolean {
+    const queued = this.#queue.remove(taskId) ?? takeWhere(this.#delayed, (t) => t.id === taskId);
+    if (queued) {
+      queued.cancelled = true;
+      this.#deliver(queued, failure(queued, 'CancelledError', `task ${taskId} was cancelled`, 'ECANCELLED'));
+      return true;
+    }
+    return this.master.cancel(taskId);
+  }
+
   /** Gives queued work to every ready worker of the Master. */
   doWork(): void {
+    if (this.#delayed.length > 0) this.#promoteDue();
     if (this.#queue.length === 0) return;
     for (const rank of this.master.getReadyWorkers()) {
       const pick = this.#queue.pick(rank);
@@ -93,12 +118,12 @@ export class WorkQueue implements Driver {
 
   /** No queued work, nothing running, nothing left to collect. */
   done(): boolean {
-    return this.#queue.length === 0 && this.#results.length === 0 && this.master.done();
+    return this.#queue.length === 0 && this.#delayed.length === 0 && this.#results.length === 0 && this.master.done();
   }
 
-  /** Tasks waiting for a worker. */
+  /** Tasks waiting for a worker, retries waiting out their backoff included. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#delayed.length;
   }
 
   /** What the worker of `rank` holds, as far as this queue's affinity is concerned. */
@@ -111,9 +136,14 @@ export class WorkQueue implements Driver {
    * something happened since the last call, when results wait to be collected, or when there is
    * nothing left to wait for (done()), so a loop that calls it last never hangs on its final round.
    */
-  changed(options?: WaitOptions): Promise<boolean> {
+  changed(options: WaitOptions = {}): Promise<boolean> {
     if (this.done() || this.#results.length > 0) return Promise.resolve(true);
-    return this.master.changed(options);
+    const due = this.#delayed[0]?.notBefore;
+    if (due === undefined) return this.master.changed(options);
+    // A retry becomes due: that is a change too, so wake for it.
+    const untilDue = Math.max(0, Math.ceil(due - this.master.host.farm.now()));
+    const timeoutMs = options.timeoutMs === undefined ? untilDue : Math.min(options.timeoutMs, untilDue);
+    return this.master.changed({ ...options, timeoutMs }).then((changed) => changed || timeoutMs === untilDue);
   }
 
   /** Results wait to be collected; used by MultiWorkQueue.changed(). */
@@ -121,10 +151,20 @@ export class WorkQueue implements Driver {
     return this.#results.length > 0 || this.master.completedCount > 0;
   }
 
-  /** Runs one task and resolves with its result (rejects with its TaskError). */
-  submit(data: unknown, resourceId: Key | null = null): Promise<unknown> {
-    const id = this.addWork(data, resourceId);
+  /**
+   * Runs one task and resolves with its result (rejects with its TaskError). `options.signal`
+   * cancels it; the policy fields override the queue's for this task.
+   */
+  submit(data: unknown, resourceId: Key | null = null, options: TaskOptions = {}): Promise<unknown> {
+    const { signal, ...policy } = options;
+    signal?.throwIfAborted();
+    const id = this.addWork(data, resourceId, policy);
     const p = new Promise<unknown>((resolve, reject) => this.#waiters.set(id, { resolve, reject }));
+    if (signal) {
+      const onAbort = () => this.cancel(id);
+      signal.addEventListener('abort', onAbort, { once: true });
+      void p.catch(() => {}).finally(() => signal.removeEventListener('abort', onAbort));
+    }
     this.#pump();
     return p;
   }
@@ -154,6 +194,46 @@ export class WorkQueue implements Driver {
     return out;
   }
 
+  /**
+   * A task whose worker was lost (or handed it back on stopping) runs again at the head of the
+   * queue, unless it was in flight on too many workers that died: a poison task.
+   */
+  #lost(task: Task, handedBack: boolean): void {
+    if (!handedBack) task.losses++;
+    if (task.losses >= task.policy.maxLosses) {
+      this.counts.lostForGood++;
+      const msg = `task ${task.id} was in flight on ${task.losses} workers that were lost; not trying again`;
+      this.#deliver(task, failure(task, 'WorkerLostError', msg, 'EWORKERLOST'));
+      return;
+    }
+    task.attempt++;
+    this.#queue.unshift(task);
+    this.counts.requeued++;
+    this.master.host.farm.observer.requeued?.(task);
+  }
+
+  /** Retries waiting out their backoff go back to the head of the queue once due. */
+  #promoteDue(): void {
+    const now = this.master.host.farm.now();
+    let n = 0;
+    while (n < this.#delayed.length && this.#delayed[n]!.notBefore <= now) n++;
+    for (const task of this.#delayed.splice(0, n).reverse()) this.#queue.unshift(task);
+  }
+
+  /** Whether a failed task gets another run; if so, it waits out its backoff first. */
+  #retry(task: Task, error: TaskError): boolean {
+    const p = task.policy;
+    if (task.cancelled || error.code === 'ECANCELLED' || task.failures >= p.retries) return false;
+    task.failures++;
+    task.attempt++;
+    task.notBefore = this.master.host.farm.now() + Math.min(p.maxBackoffMs, p.backoffMs * 2 ** (task.failures - 1));
+    const at = this.#delayed.findIndex((t) => t.notBefore > task.notBefore);
+    this.#delayed.splice(at < 0 ? this.#delayed.length : at, 0, task);
+    this.counts.retried++;
+    this.master.host.farm.observer.retried?.(task, error.code);
+    return true;
+  }
+
   #collect(): void {
     if (!this.master.overridesGetData) {
       for (const c of this.master.takeCompleted()) this.#deliver(c.task, valueOf(c));
@@ -167,6 +247,7 @@ export class WorkQueue implements Driver {
 
   /** To the submit() that waits for it, else to the results the application collects. */
   #deliver(task: Task, value: unknown): void {
+    if (value instanceof TaskError && this.#retry(task, value)) return;
     const r = toResult(task, value);
     const waiter = this.#waiters.get(r.id);
     if (!waiter) {
@@ -203,4 +284,14 @@ export class WorkQueue implements Driver {
 function toResult(task: Task, value: unknown): TaskResult {
   const { id, resource } = task;
   return value instanceof TaskError ? { id, resource, ok: false, error: value } : { id, resource, ok: true, value };
+}
+
+/** A failure decided here rather than on a worker (cancelled, lost too often). */
+function failure(task: Task, name: string, message: string, code: string): TaskError {
+  return new TaskError({ name, message, code }, task, null);
+}
+
+function takeWhere<T>(list: T[], pred: (v: T) => boolean): T | undefined {
+  const i = list.findIndex(pred);
+  return i < 0 ? undefined : list.splice(i, 1)[0];
 }

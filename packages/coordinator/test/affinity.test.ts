@@ -1,10 +1,13 @@
 import t from 'tap';
 import { AffinityQueue } from '../src/affinity.ts';
-import type { Task } from '../src/farm.ts';
+import { DEFAULT_POLICY, type Task } from '../src/farm.ts';
 import type { Key } from '@taskfarm/protocol';
 
 let nextId = 1;
-const task = (resource: Key | null): Task => ({ id: nextId++, attempt: 1, type: null, resource, payload: Buffer.alloc(0), queuedAt: 0, startedAt: 0 });
+const task = (resource: Key | null): Task => ({
+  id: nextId++, attempt: 1, type: null, resource, payload: Buffer.alloc(0), queuedAt: 0, startedAt: 0,
+  policy: DEFAULT_POLICY, failures: 0, losses: 0, notBefore: 0, cancelled: false,
+});
 
 t.test('the seed order: same resource, then none, then unheld, then shared', async (t) => {
   const q = new AffinityQueue();

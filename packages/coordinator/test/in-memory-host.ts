@@ -39,7 +39,7 @@ export class InMemoryHost implements FarmHost {
   /** Registers a worker (optionally asking for a rank) and makes it ready; returns its rank. */
   join(peer: string, rank: number | null = null): number {
     this.farm.connected(peer);
-    this.deliver(peer, { t: 'register', rank, host: 'test', pid: 1 });
+    this.deliver(peer, { t: 'register', rank, host: 'test', pid: 1, instance: null });
     const welcome = this.lastTo(peer);
     if (welcome?.t !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
     this.deliver(peer, { t: 'ready' });

@@ -69,7 +69,7 @@ t.test('ranks: requested, taken, lowest free, reserved below the job size', asyn
   const host = new InMemoryHost(4);
   t.equal(host.join('a', 2), 2);
   host.farm.connected('b');
-  host.deliver('b', { t: 'register', rank: 2, host: 'h', pid: 9 });
+  host.deliver('b', { t: 'register', rank: 2, host: 'h', pid: 9, instance: null });
   const reject = host.lastTo('b');
   t.match(reject, { t: 'reject', code: 'ERANKTAKEN', message: /rank 2 is held by another worker \(host test/ });
   t.equal(host.join('c'), 4, 'an anonymous worker gets a rank at or above the job size');

@@ -16,7 +16,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 export type Frame = Buffer;
 
 const WORKER_TYPES = new Set(['register', 'ready', 'result', 'error', 'heartbeat', 'bye']);
-const COORDINATOR_TYPES = new Set(['welcome', 'reject', 'work', 'heartbeat', 'terminate']);
+const COORDINATOR_TYPES = new Set(['welcome', 'reject', 'work', 'ack', 'cancel', 'heartbeat', 'terminate']);
 const WITH_PAYLOAD = new Set(['work', 'result']);
 
 /** The longest string we accept in a header field (host names, error texts are cut by the sender). */
@@ -52,7 +52,7 @@ export function encode(env: Envelope): Frame[] {
   switch (env.t) {
     case 'work':
       return [
-        packr.pack({ v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource }),
+        packr.pack({ v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs }),
         asFrame(env.payload),
       ];
     case 'result':
@@ -149,7 +149,13 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
   }
   switch (t) {
     case 'register':
-      return { t, rank: nullable(m, 'rank', isRank), host: field(m, 'host', isShortString), pid: field(m, 'pid', isUint) };
+      return {
+        t,
+        rank: nullable(m, 'rank', isRank),
+        host: field(m, 'host', isShortString),
+        pid: field(m, 'pid', isUint),
+        instance: nullable(m, 'instance', isShortString),
+      };
     case 'welcome': {
       const s = field(m, 'settings', isMap);
       return {
@@ -174,8 +180,12 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
         attempt: field(m, 'attempt', isPositiveInt),
         type: nullable(m, 'type', isKey),
         resource: nullable(m, 'resource', isKey),
+        timeoutMs: nullable(m, 'timeoutMs', isPositiveInt),
         payload: EMPTY,
       };
+    case 'ack':
+    case 'cancel':
+      return { t, id: field(m, 'id', isUint), attempt: field(m, 'attempt', isPositiveInt) };
     case 'result':
       return { t, id: field(m, 'id', isUint), attempt: field(m, 'attempt', isPositiveInt), payload: EMPTY };
     case 'error': {

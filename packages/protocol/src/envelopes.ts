@@ -44,6 +44,12 @@ export interface Register {
   rank: number | null;
   host: string;
   pid: number;
+  /**
+   * Random per worker process, the same on every registration of that process: a worker that
+   * reconnects before the coordinator noticed its old connection die takes over its own record
+   * (rank and task in flight) instead of being refused its rank. Null when the worker sends none.
+   */
+  instance: string | null;
 }
 
 export interface Welcome {
@@ -71,8 +77,24 @@ export interface Work {
   attempt: number;
   type: Key | null;
   resource: Key | null;
+  /** Abort the handler after this many ms (the worker aborts its signal); null for no limit. */
+  timeoutMs: number | null;
   /** The task's data, msgpack-encoded on its own; it travels as the next frame. */
   payload: Uint8Array;
+}
+
+/** The coordinator took the result or error of (id, attempt); the worker may forget it. */
+export interface Ack {
+  t: 'ack';
+  id: number;
+  attempt: number;
+}
+
+/** The application cancelled (id, attempt): abort the handler; its outcome will be ignored. */
+export interface Cancel {
+  t: 'cancel';
+  id: number;
+  attempt: number;
 }
 
 export interface Result {
@@ -105,6 +127,6 @@ export interface Bye {
 /** What a worker may send. */
 export type WorkerMessage = Register | Ready | Result | TaskFailed | Heartbeat | Bye;
 /** What a coordinator may send. */
-export type CoordinatorMessage = Welcome | Reject | Work | Heartbeat | Terminate;
+export type CoordinatorMessage = Welcome | Reject | Work | Ack | Cancel | Heartbeat | Terminate;
 export type Envelope = WorkerMessage | CoordinatorMessage;
 export type EnvelopeType = Envelope['t'];

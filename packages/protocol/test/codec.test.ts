@@ -62,8 +62,8 @@ const bytes = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.b
 t.test('every worker envelope round-trips', (tt) => {
   const payload = encodePayload({ answer: 42, list: [1, 'two', null] });
   const cases: WorkerMessage[] = [
-    { t: 'register', rank: null, host: 'node-7.cluster', pid: 4242 },
-    { t: 'register', rank: 3, host: '', pid: 0 },
+    { t: 'register', rank: null, host: 'node-7.cluster', pid: 4242, instance: null },
+    { t: 'register', rank: 3, host: '', pid: 0, instance: null },
     { t: 'ready' },
     { t: 'result', id: 17, attempt: 2, payload },
     { t: 'error', id: 1, attempt: 1, error: { name: 'TypeError', message: 'x is not a function' } },
@@ -93,9 +93,9 @@ t.test('every coordinator envelope round-trips', (tt) => {
     { t: 'welcome', rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536 } },
     { t: 'reject', code: 'ERANKTAKEN', message: 'rank 2 is held by another worker' },
     { t: 'reject', code: 'EVERSION', message: 'protocol version 2 is not supported', version: 1 },
-    { t: 'work', id: 1, attempt: 1, type: null, resource: null, payload },
-    { t: 'work', id: 0, attempt: 5, type: 'render', resource: 7, payload },
-    { t: 'work', id: Number.MAX_SAFE_INTEGER, attempt: 1, type: -1.5, resource: 'gpu:0', payload },
+    { t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload },
+    { t: 'work', id: 0, attempt: 5, type: 'render', resource: 7, timeoutMs: 2500, payload },
+    { t: 'work', id: Number.MAX_SAFE_INTEGER, attempt: 1, type: -1.5, resource: 'gpu:0', timeoutMs: null, payload },
     { t: 'heartbeat' },
     { t: 'terminate' },
   ];
@@ -112,7 +112,7 @@ t.test('every coordinator envelope round-trips', (tt) => {
 t.test('payload frames travel byte for byte', (tt) => {
   // Not msgpack at all: the codec never looks inside a payload frame, it only forwards it.
   const opaque = Buffer.from([0xc1, 0x00, 0xff, 0x13, 0x37]);
-  const work = decodeFromCoordinator(encode({ t: 'work', id: 5, attempt: 1, type: null, resource: null, payload: opaque }))[0]!;
+  const work = decodeFromCoordinator(encode({ t: 'work', id: 5, attempt: 1, type: null, resource: null, timeoutMs: null, payload: opaque }))[0]!;
   tt.equal(work.t, 'work');
   if (work.t === 'work') tt.ok(bytes(work.payload).equals(opaque), 'work payload preserved');
 
@@ -163,7 +163,7 @@ t.test('payload values round-trip through encodePayload/decodePayload and a work
     const frame = encodePayload(value);
     tt.ok(Buffer.isBuffer(frame), `${name}: encodes to a Buffer`);
     tt.same(decodePayload(frame), value, `${name}: decodePayload`);
-    const work = decodeFromCoordinator(encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, payload: frame }))[0]!;
+    const work = decodeFromCoordinator(encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload: frame }))[0]!;
     if (work.t === 'work') tt.same(decodePayload(work.payload), value, `${name}: through a work envelope`);
   }
 
@@ -197,8 +197,8 @@ t.test('frames are plain msgpack (no msgpackr records or extensions)', (tt) => {
   tt.same([...header], [0xde, 0, 2, 0xa1, 0x76, 0x01, 0xa1, 0x74, 0xa5, ...Buffer.from('ready')], 'ready is {"v": 1, "t": "ready"}');
   // The same envelope as a minimal writer (Python's msgpack) produces it: fixmap.
   tt.same(decodeFromWorker([Buffer.from([0x82, 0xa1, 0x76, 0x01, 0xa1, 0x74, 0xa5, ...Buffer.from('ready')])]), [{ t: 'ready' }], 'fixmap is read too');
-  const work = encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, payload: encodePayload(null) })[0]!;
-  tt.same(raw.unpack(work), { v: 1, t: 'work', id: 1, attempt: 1, type: null, resource: null }, 'work header: nil type and resource are written out');
+  const work = encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload: encodePayload(null) })[0]!;
+  tt.same(raw.unpack(work), { v: 1, t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null }, 'work header: nil type, resource and timeout are written out');
   tt.end();
 });
 
@@ -240,8 +240,8 @@ t.test('a message of several envelopes decodes in order', (tt) => {
 
   const fromCoordinator = [
     ...encode({ t: 'welcome', rank: 4, settings: { heartbeatMs: 500, livenessMs: 1500, maxMessageBytes: 65536 } }),
-    ...encode({ t: 'work', id: 10, attempt: 1, type: 't', resource: null, payload: p1 }),
-    ...encode({ t: 'work', id: 11, attempt: 1, type: 't', resource: 'r', payload: p2 }),
+    ...encode({ t: 'work', id: 10, attempt: 1, type: 't', resource: null, timeoutMs: null, payload: p1 }),
+    ...encode({ t: 'work', id: 11, attempt: 1, type: 't', resource: 'r', timeoutMs: null, payload: p2 }),
     ...encode({ t: 'terminate' }),
   ];
   const c = decodeFromCoordinator(fromCoordinator);
@@ -261,10 +261,10 @@ t.test('a message of several envelopes decodes in order', (tt) => {
 t.test('decoding is lenient where the format says so', (tt) => {
   // Unknown fields are ignored (a newer peer may add optional ones).
   tt.same(decodeFromWorker([hdr({ t: 'ready', extra: { nested: [1] }, another: 'x' })]), [{ t: 'ready' }]);
-  tt.same(decodeFromWorker([hdr({ t: 'register', host: 'h', pid: 1, future: true })]), [{ t: 'register', rank: null, host: 'h', pid: 1 }], 'absent rank is null');
-  tt.same(decodeFromWorker([hdr({ t: 'register', rank: null, host: 'h', pid: 1 })]), [{ t: 'register', rank: null, host: 'h', pid: 1 }], 'nil rank is null');
+  tt.same(decodeFromWorker([hdr({ t: 'register', host: 'h', pid: 1, future: true })]), [{ t: 'register', rank: null, host: 'h', pid: 1, instance: null }], 'absent rank is null');
+  tt.same(decodeFromWorker([hdr({ t: 'register', rank: null, host: 'h', pid: 1, instance: null })]), [{ t: 'register', rank: null, host: 'h', pid: 1, instance: null }], 'nil rank is null');
   const work = decodeFromCoordinator([hdr({ t: 'work', id: 1, attempt: 1 }), pack(null)])[0]!;
-  tt.same({ ...work, payload: undefined }, { t: 'work', id: 1, attempt: 1, type: null, resource: null, payload: undefined }, 'absent type and resource are null');
+  tt.same({ ...work, payload: undefined }, { t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload: undefined }, 'absent type and resource are null');
   // Key order in the map does not matter.
   tt.same(decodeFromWorker([pack({ t: 'bye', v: 1 })]), [{ t: 'bye' }]);
   // nil code/stack in an error record are as good as absent.
@@ -279,7 +279,7 @@ t.test('decoding is lenient where the format says so', (tt) => {
   tt.same(decodeFromWorker(bigId).map((e) => (e.t === 'result' ? e.id : -1)), [2 ** 32 + 5], 'and read back as the integer');
   tt.equal(decodePayload(encodePayload(2 ** 40)), 2 ** 40, 'a 40-bit number payload comes back as a number');
   // Boundaries that are accepted.
-  tt.equal(decodeFromWorker([hdr({ t: 'register', rank: 1, host: 'h'.repeat(1024), pid: 0 })]).length, 1, '1024-char host');
+  tt.equal(decodeFromWorker([hdr({ t: 'register', rank: 1, host: 'h'.repeat(1024), pid: 0, instance: null })]).length, 1, '1024-char host');
   tt.equal(
     decodeFromWorker([hdr({ t: 'error', id: 0, attempt: 1, error: { name: 'n'.repeat(1024), message: 'm'.repeat(65536), code: 'c'.repeat(1024), stack: 's'.repeat(65536) } })]).length,
     1,
@@ -293,7 +293,7 @@ t.test('decoding is lenient where the format says so', (tt) => {
 // Malformed input
 
 t.test('EMSGPACK: a header that is not msgpack', (tt) => {
-  const valid = hdr({ t: 'register', rank: 2, host: 'some-host', pid: 77 });
+  const valid = hdr({ t: 'register', rank: 2, host: 'some-host', pid: 77, instance: null });
   for (let n = 0; n < valid.length; n++) refuses(tt, 'worker', [valid.subarray(0, n)], 'EMSGPACK', `header truncated to ${n} of ${valid.length} bytes`);
   refuses(tt, 'worker', [Buffer.from('{"v":1,"t":"ready"}')], 'EMSGPACK', 'JSON text');
   refuses(tt, 'worker', [Buffer.from([0x82, 0xa1, 0x76, 0x01, 0xa1, 0x74, 0xa5, 0x72])], 'EMSGPACK', 'string runs past the end');
@@ -331,7 +331,7 @@ t.test('ENOTMAP: a header that is msgpack but not a map', (tt) => {
 t.test('EVERSION: a header of another protocol version', (tt) => {
   const v2 = refuses(tt, 'worker', [pack({ v: 2, t: 'register', rank: null, host: 'h', pid: 1 })], 'EVERSION', 'v: 2');
   tt.equal(v2?.peerVersion, 2, 'peerVersion is the version sent');
-  const missing = refuses(tt, 'worker', [pack({ t: 'register', rank: null, host: 'h', pid: 1 })], 'EVERSION', 'v missing');
+  const missing = refuses(tt, 'worker', [pack({ t: 'register', rank: null, host: 'h', pid: 1, instance: null })], 'EVERSION', 'v missing');
   tt.ok(missing && 'peerVersion' in missing, 'peerVersion is set');
   tt.equal(missing?.peerVersion, undefined, 'peerVersion is undefined when v is missing');
   tt.equal(refuses(tt, 'coordinator', [pack({ v: 0, t: 'welcome' })], 'EVERSION', 'v: 0')?.peerVersion, 0);
@@ -497,7 +497,7 @@ t.test('EFRAMES: the wrong number of frames', (tt) => {
 });
 
 t.test('ETOOBIG: a frame over maxFrameBytes', (tt) => {
-  const header = encode({ t: 'register', rank: null, host: 'h'.repeat(100), pid: 1 });
+  const header = encode({ t: 'register', rank: null, host: 'h'.repeat(100), pid: 1, instance: null });
   const size = header[0]!.length;
   tt.equal(decodeFromWorker(header, { maxFrameBytes: size }).length, 1, 'a header of exactly maxFrameBytes is accepted');
   refuses(tt, 'worker', header, 'ETOOBIG', 'a header one byte over', size - 1);
@@ -505,7 +505,7 @@ t.test('ETOOBIG: a frame over maxFrameBytes', (tt) => {
   refuses(tt, 'worker', [Buffer.alloc(100, 0xc1)], 'ETOOBIG', 'oversized garbage', 99);
 
   const payload = encodePayload('p'.repeat(1000));
-  const work = encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, payload });
+  const work = encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload });
   const result = encode({ t: 'result', id: 1, attempt: 1, payload });
   tt.ok(work[0]!.length < 100 && result[0]!.length < 100, 'headers are small');
   tt.equal(decodeFromCoordinator(work, { maxFrameBytes: payload.length }).length, 1, 'a payload of exactly maxFrameBytes is accepted');
@@ -594,8 +594,8 @@ t.test('random mutations of valid frames: only ProtocolError', (tt) => {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const payload = encodePayload({ data: [1, 2.5, 'three', null, true, Buffer.from([4, 5])], nested: { k: 'v' } });
   const valid: Array<[Side, Frame[]]> = [
-    ['worker', encode({ t: 'register', rank: 3, host: 'worker-host', pid: 31337 })],
-    ['worker', encode({ t: 'register', rank: null, host: 'h', pid: 1 })],
+    ['worker', encode({ t: 'register', rank: 3, host: 'worker-host', pid: 31337, instance: null })],
+    ['worker', encode({ t: 'register', rank: null, host: 'h', pid: 1, instance: null })],
     ['worker', encode({ t: 'ready' })],
     ['worker', encode({ t: 'result', id: 123456, attempt: 2, payload })],
     ['worker', encode({ t: 'error', id: 7, attempt: 1, error: toWireError(Object.assign(new Error('failed'), { code: 'EFAIL' })) })],
@@ -603,7 +603,7 @@ t.test('random mutations of valid frames: only ProtocolError', (tt) => {
     ['worker', encode({ t: 'bye' })],
     ['coordinator', encode({ t: 'welcome', rank: 12, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536 } })],
     ['coordinator', encode({ t: 'reject', code: 'EVERSION', message: 'no', version: 1 })],
-    ['coordinator', encode({ t: 'work', id: 99, attempt: 1, type: 'kind', resource: 42, payload })],
+    ['coordinator', encode({ t: 'work', id: 99, attempt: 1, type: 'kind', resource: 42, timeoutMs: null, payload })],
     ['coordinator', encode({ t: 'terminate' })],
   ];
   // The interesting bytes to write: type markers, lengths, v/t values.

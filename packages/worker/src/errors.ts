@@ -7,3 +7,14 @@ export class RegistrationError extends Error {
     this.code = code;
   }
 }
+
+/** Why a task's AbortSignal fired; it is also what the coordinator is told the task ended with. */
+export class TaskAbortedError extends Error {
+  override name: 'TimeoutError' | 'CancelledError' | 'WorkerStoppingError';
+  readonly code: 'ETIMEDOUT' | 'ECANCELLED' | 'ESTOPPING';
+  constructor(why: 'timeout' | 'cancel' | 'stop', message: string) {
+    super(message);
+    this.name = why === 'timeout' ? 'TimeoutError' : why === 'cancel' ? 'CancelledError' : 'WorkerStoppingError';
+    this.code = why === 'timeout' ? 'ETIMEDOUT' : why === 'cancel' ? 'ECANCELLED' : 'ESTOPPING';
+  }
+}

@@ -1,3 +1,3 @@
 export { Worker, type TaskContext } from './worker.ts';
-export { RegistrationError } from './errors.ts';
+export { RegistrationError, TaskAbortedError } from './errors.ts';
 export { WORKER_DEFAULTS, type WorkerOptions } from './options.ts';

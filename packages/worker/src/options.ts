@@ -22,6 +22,16 @@ export interface WorkerOptions {
    * second, exit at once. Default true.
    */
   handleSignals?: boolean;
+  /**
+   * When asked to stop while busy, how long the current task may still run, in ms; then its signal
+   * is aborted and it is handed back to the coordinator, which runs it elsewhere. Default 30000.
+   */
+  stopGraceMs?: number;
+  /**
+   * How long past its timeout a task's handler may ignore its aborted signal before the process is
+   * recycled (killed, to be restarted by the launcher or service manager), in ms. Default 2000.
+   */
+  killGraceMs?: number;
 }
 
 export interface ResolvedWorkerOptions {
@@ -33,6 +43,8 @@ export interface ResolvedWorkerOptions {
   logger: Logger | null;
   logLevel: string;
   handleSignals: boolean;
+  stopGraceMs: number;
+  killGraceMs: number;
 }
 
 export const WORKER_DEFAULTS = Object.freeze({
@@ -41,6 +53,8 @@ export const WORKER_DEFAULTS = Object.freeze({
   livenessMs: 3000,
   logLevel: 'warn',
   handleSignals: true,
+  stopGraceMs: 30_000,
+  killGraceMs: 2000,
 });
 
 export function resolveWorkerOptions(o: WorkerOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedWorkerOptions {
@@ -56,6 +70,8 @@ export function resolveWorkerOptions(o: WorkerOptions = {}, env: NodeJS.ProcessE
     logger: o.logger ?? null,
     logLevel: o.logLevel ?? (env.TASKFARM_LOG_LEVEL || WORKER_DEFAULTS.logLevel),
     handleSignals: o.handleSignals ?? WORKER_DEFAULTS.handleSignals,
+    stopGraceMs: o.stopGraceMs ?? WORKER_DEFAULTS.stopGraceMs,
+    killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
   };
   if (!/^(tcp|ipc|inproc):\/\/.+/.test(r.connect)) throw new RangeError(`connect must look like tcp://HOST:PORT, not ${JSON.stringify(r.connect)}`);
   return r;

@@ -2,7 +2,12 @@
  * The seed's Slave: extend Worker, implement doWork(), and `await new MyWorker().run()`. It connects
  * a DEALER socket to the coordinator, registers for a rank, runs one task at a time and returns from
  * run() once the coordinator says terminate (or the process is asked to stop).
+ *
+ * It survives the coordinator going away: ZeroMQ reconnects the socket, the worker learns from the
+ * coordinator's answer to its next heartbeat that it is unknown there and registers again (keeping
+ * its rank if it is free), and a result it computed meanwhile is sent again until acknowledged.
  */
+import { randomUUID } from 'node:crypto';
 import {
   decodeFromCoordinator,
   decodePayload,
@@ -14,40 +19,66 @@ import {
   type CoordinatorMessage,
   type Envelope,
   type Key,
+  type Result,
+  type TaskFailed,
   type Work,
+  type WorkerSettings,
 } from '@taskfarm/protocol';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import * as zmq from 'zeromq';
-import { RegistrationError } from './errors.ts';
+import { RegistrationError, TaskAbortedError } from './errors.ts';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.ts';
+import { Watchdog } from './watchdog.ts';
 
 /** What doWork() learns about the task besides its data. */
 export interface TaskContext {
   readonly taskId: number;
-  /** 1 for the first run; higher when the task is run again after a worker was lost. */
+  /** 1 for the first run; higher when the task runs again (its worker was lost, or it is retried). */
   readonly attempt: number;
-  /** The task type its Master was given (`MasterOptions.taskType`), or null. */
+  /** The task type its Master was given (`MasterOptions.taskType`, or the MultiWorkQueue task id), or null. */
   readonly type: Key | null;
   /** The resource id the task was queued with, or null. */
   readonly resource: Key | null;
   /** This worker's rank. */
   readonly rank: number;
-  /** Aborted when the worker is told to stop before the task finished. */
+  /**
+   * Aborted when the task's timeout passes, when the application cancels it, or when the worker must
+   * hand it back on stopping; `signal.reason` says which (a TaskAbortedError). Long handlers should
+   * watch it; one that ignores a timeout has its process recycled.
+   */
   readonly signal: AbortSignal;
 }
 
+/** connecting: no welcome yet; registered: serving; stopping: finishing its task before bye; stopped. */
 type State = 'connecting' | 'registered' | 'stopping' | 'stopped';
+
+interface Current {
+  readonly msg: Work;
+  readonly abort: AbortController;
+  readonly timers: NodeJS.Timeout[];
+}
 
 export abstract class Worker<In = any, Out = unknown> {
   readonly options: ResolvedWorkerOptions;
   log: Logger;
   /** The rank the coordinator assigned; null until registered. */
   rank: number | null = null;
+  /** Identifies this process to the coordinator across reconnects. */
+  readonly #instance = randomUUID();
   #state: State = 'connecting';
   #sock: zmq.Dealer | null = null;
   #sending: Promise<unknown> = Promise.resolve();
-  #current: { abort: AbortController } | null = null;
+  #current: Current | null = null;
+  /** The last result or error sent, until the coordinator acknowledges it. */
+  #unacked: Result | TaskFailed | null = null;
+  /** `ready` owed to the coordinator once the current task is done (after a re-registration). */
+  #readyOwed = false;
+  #settings: WorkerSettings | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #lastHeard = Date.now();
+  #coordinatorSilent = false;
+  readonly #watchdog = new Watchdog();
   #signals = 0;
 
   constructor(options?: WorkerOptions) {
@@ -79,19 +110,53 @@ export abstract class Worker<In = any, Out = unknown> {
     try {
       sock.connect(o.connect);
       this.log.debug({ connect: o.connect, rank: o.rank }, 'registering');
-      this.#register();
+      this.#register(this.options.rank);
+      this.#startHeartbeats(o.heartbeatMs);
       await this.#serve(sock);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      if (this.#heartbeat) clearInterval(this.#heartbeat);
+      await this.#watchdog.stop();
       await this.#sending.catch(() => {});
       sock.close();
     }
   }
 
+  /**
+   * Asks the worker to stop: the current task (if any) may finish within `stopGraceMs`, is handed
+   * back to the coordinator otherwise; then the worker says bye and run() returns.
+   */
+  stop(): void {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    if (this.#state === 'connecting') {
+      // Never registered: nobody to say bye to, and our register need not wait to be delivered.
+      this.#state = 'stopped';
+      if (this.#sock) {
+        this.#sock.linger = 0;
+        this.#sock.close();
+      }
+      return;
+    }
+    this.#state = 'stopping';
+    const current = this.#current;
+    if (!current) return this.#bye();
+    current.timers.push(
+      setTimeout(() => {
+        if (this.#current !== current) return;
+        this.log.warn({ task: current.msg.id }, 'handing the current task back: it did not finish within stopGraceMs');
+        current.abort.abort(new TaskAbortedError('stop', `rank ${this.rank} is stopping`));
+        // The coordinator takes a bye with a task in flight as the task handed back.
+        this.#current = null;
+        this.#bye();
+      }, this.options.stopGraceMs),
+    );
+  }
+
   async #serve(sock: zmq.Dealer): Promise<void> {
     try {
       for await (const frames of sock) {
+        this.#heard();
         let msgs: CoordinatorMessage[];
         try {
           msgs = decodeFromCoordinator(frames);
@@ -109,97 +174,152 @@ export abstract class Worker<In = any, Out = unknown> {
     }
   }
 
-  /** Asks the worker to stop: the current task (if any) finishes, then it says bye and run() returns. */
-  stop(): void {
-    if (this.#state === 'stopped' || this.#state === 'stopping') return;
-    if (this.#state === 'connecting') {
-      // Never registered: nobody to say bye to, and our register need not wait to be delivered.
-      this.#state = 'stopped';
-      if (this.#sock) {
-        this.#sock.linger = 0;
-        this.#sock.close();
-      }
-      return;
-    }
-    this.#state = 'stopping';
-    if (!this.#current) this.#bye();
-  }
-
-  #register(): void {
-    this.#send({ t: 'register', rank: this.rank ?? this.options.rank, host: this.options.host, pid: process.pid });
+  #register(rank: number | null): void {
+    this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance });
   }
 
   #handle(msg: CoordinatorMessage): void {
     switch (msg.t) {
       case 'welcome':
-        this.rank = msg.rank;
-        // rank() in the application reads this, so code inside doWork() sees its real rank.
-        process.env.TASKFARM_RANK = String(msg.rank);
-        this.log = this.log.child({ rank: msg.rank });
-        this.log.info({ connect: this.options.connect }, 'registered');
-        if (this.#state === 'connecting') this.#state = 'registered';
-        this.#send({ t: 'ready' });
-        if (this.#state === 'stopping' && !this.#current) this.#bye();
-        return;
+        return this.#welcome(msg.rank, msg.settings);
       case 'reject':
-        if (msg.code === 'ENOTREGISTERED' && this.#state !== 'stopped') {
-          // The coordinator restarted or forgot us: register again, keeping our rank if we had one.
-          this.log.warn('the coordinator does not know this worker; registering again');
-          this.#register();
-          return;
-        }
-        throw new RegistrationError(
-          msg.code,
-          msg.code === 'EVERSION'
-            ? `${msg.message} (this worker speaks protocol version ${PROTOCOL_VERSION})`
-            : `the coordinator at ${this.options.connect} refused this worker: ${msg.message}`,
-        );
+        return this.#rejected(msg.code, msg.message);
       case 'work':
-        if (this.#current) {
-          // One task at a time; answering keeps the task from being stranded on us.
+        if (this.#current || this.#state === 'stopping') {
+          // One task at a time; answering keeps the task from being stranded here.
           this.log.warn({ task: msg.id }, 'work received while busy; refused');
-          this.#send({ t: 'error', id: msg.id, attempt: msg.attempt, error: { name: 'WorkerBusyError', message: `rank ${this.rank} is busy`, code: 'EWORKERBUSY' } });
+          const error = { name: 'WorkerBusyError', message: `rank ${this.rank} is busy`, code: 'EWORKERBUSY' };
+          this.#send({ t: 'error', id: msg.id, attempt: msg.attempt, error });
           return;
         }
-        this.#start(msg);
+        return this.#start(msg);
+      case 'ack':
+        if (this.#unacked?.id === msg.id && this.#unacked.attempt === msg.attempt) this.#unacked = null;
+        return;
+      case 'cancel':
+        if (this.#current?.msg.id === msg.id && this.#current.msg.attempt === msg.attempt) {
+          this.#current.abort.abort(new TaskAbortedError('cancel', `task ${msg.id} was cancelled`));
+        }
         return;
       case 'terminate':
-        this.stop();
-        return;
+        return this.stop();
       case 'heartbeat':
         return;
     }
   }
 
+  #welcome(rank: number, settings: WorkerSettings): void {
+    const again = this.rank !== null;
+    this.rank = rank;
+    this.#settings = settings;
+    // rank() in the application reads this, so code inside doWork() sees its real rank.
+    process.env.TASKFARM_RANK = String(rank);
+    if (!again) this.log = this.log.child({ rank });
+    this.log.info({ connect: this.options.connect }, again ? 'registered again' : 'registered');
+    if (this.#state === 'connecting') this.#state = 'registered';
+    if (settings.heartbeatMs !== this.options.heartbeatMs) this.#startHeartbeats(settings.heartbeatMs);
+    // A result computed while the coordinator could not hear us goes again; it drops it if stale.
+    if (this.#unacked) this.#send(this.#unacked);
+    // Ready only when idle: a task still running here must not be joined by another one.
+    if (this.#current) this.#readyOwed = true;
+    else this.#send({ t: 'ready' });
+    if (this.#state === 'stopping' && !this.#current) this.#bye();
+  }
+
+  #rejected(code: string, message: string): void {
+    if (code === 'ENOTREGISTERED' && this.#state !== 'stopped' && this.#state !== 'connecting') {
+      // The coordinator restarted, or our connection was replaced: register again, keeping our rank.
+      this.log.warn('the coordinator does not know this worker; registering again');
+      this.#register(this.rank);
+      return;
+    }
+    if (code === 'ERANKTAKEN' && this.rank !== null) {
+      // Our rank went to another worker while we were away: any rank will do now.
+      this.log.warn({ rank: this.rank }, 'our rank was taken while disconnected; registering for a new one');
+      this.#register(null);
+      return;
+    }
+    const hint = code === 'EVERSION' ? ` (this worker speaks protocol version ${PROTOCOL_VERSION})` : '';
+    throw new RegistrationError(code, `the coordinator at ${this.options.connect} refused this worker: ${message}${hint}`);
+  }
+
   #start(msg: Work): void {
     const abort = new AbortController();
-    const context: TaskContext = { taskId: msg.id, attempt: msg.attempt, type: msg.type, resource: msg.resource, rank: this.rank!, signal: abort.signal };
+    const current: Current = { msg, abort, timers: [] };
     // Busy before the handler runs: a synchronous doWork() that throws finishes before this returns.
-    const current = { abort };
     this.#current = current;
+    if (msg.timeoutMs !== null) {
+      const ms = msg.timeoutMs;
+      current.timers.push(setTimeout(() => abort.abort(new TaskAbortedError('timeout', `task ${msg.id} exceeded its timeout of ${ms} ms`)), ms));
+      this.#watchdog.arm(Date.now() + ms + this.options.killGraceMs);
+    }
+    const context: TaskContext = { taskId: msg.id, attempt: msg.attempt, type: msg.type, resource: msg.resource, rank: this.rank!, signal: abort.signal };
     void this.#execute(msg, context).then((reply) => {
+      for (const t of current.timers) clearTimeout(t);
+      this.#watchdog.disarm();
+      if (this.#current !== current) return; // handed back on stop: the coordinator has it already
       this.#current = null;
+      this.#unacked = reply;
       this.#send(reply);
+      if (this.#readyOwed) {
+        this.#readyOwed = false;
+        this.#send({ t: 'ready' });
+      }
       if (this.#state === 'stopping') this.#bye();
     });
   }
 
-  async #execute(msg: Work, context: TaskContext): Promise<Envelope> {
+  async #execute(msg: Work, context: TaskContext): Promise<Result | TaskFailed> {
+    const { id, attempt } = msg;
     try {
       const data = decodePayload(msg.payload) as In;
       const value = await this.doWork(data, context);
-      return { t: 'result', id: msg.id, attempt: msg.attempt, payload: encodePayload(value) };
+      const payload = encodePayload(value);
+      const max = this.#settings?.maxMessageBytes ?? Infinity;
+      if (payload.length > max) {
+        const message = `the result of task ${id} has ${payload.length} bytes, more than the coordinator's maxMessageBytes (${max})`;
+        return { t: 'error', id, attempt, error: { name: 'PayloadError', message, code: 'EPAYLOADTOOBIG' } };
+      }
+      return { t: 'result', id, attempt, payload };
     } catch (err) {
-      this.log.debug({ task: msg.id, err }, 'task failed');
-      return { t: 'error', id: msg.id, attempt: msg.attempt, error: toWireError(err) };
+      // A handler that stopped because its signal fired is reported for why it fired.
+      const reason = context.signal.aborted ? context.signal.reason : err;
+      this.log.debug({ task: id, err }, 'task failed');
+      return { t: 'error', id, attempt, error: toWireError(reason) };
     }
   }
 
   #bye(): void {
     this.#state = 'stopped';
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#send({ t: 'bye' });
     // Wake the receive loop so that run() returns: closing after the bye is flushed ends iteration.
     void this.#sending.finally(() => this.#sock?.close());
+  }
+
+  /**
+   * Heartbeats go out at every interval while registered; the coordinator answers each, so silence
+   * on its side for livenessMs means it is gone or cut off (ZeroMQ keeps trying to reconnect).
+   */
+  #startHeartbeats(ms: number): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = setInterval(() => {
+      if (this.#state !== 'registered' && this.#state !== 'stopping') return;
+      this.#send({ t: 'heartbeat' });
+      const liveness = this.#settings?.livenessMs ?? this.options.livenessMs;
+      if (!this.#coordinatorSilent && Date.now() - this.#lastHeard > liveness) {
+        this.#coordinatorSilent = true;
+        this.log.warn({ connect: this.options.connect }, 'the coordinator has gone silent; waiting for it to come back');
+      }
+    }, ms);
+    this.#heartbeat.unref();
+  }
+
+  #heard(): void {
+    this.#lastHeard = Date.now();
+    if (!this.#coordinatorSilent) return;
+    this.#coordinatorSilent = false;
+    this.log.info('the coordinator is reachable again');
   }
 
   #send(env: Envelope): void {
