@@ -68,11 +68,9 @@ export class Coordinator implements FarmHost {
       {
         message: (peer, frames) => this.#onMessage(peer, frames),
         notify: (peer) => this.#onNotify(peer),
-        sendFailed: (peer, err) => {
-          this.log.warn({ peer: hex(peer.toString('latin1')), err: err.message }, 'send failed; peer unreachable');
-          this.farm.unreachable(peer.toString('latin1'));
-          this.#changed();
-        },
+        // The peer is gone, and its disconnect notification is on its way: that is where its
+        // task is requeued. Acting here too would race a bye still queued behind the failure.
+        sendFailed: (peer, err) => this.log.debug({ peer: peer.toString('hex'), err: err.message }, 'send to a departed peer failed'),
         receiveFailed: (err) => {
           this.log.error({ err }, 'receive loop failed');
           void this.close();

@@ -106,10 +106,10 @@ export interface WorkerRecord {
 }
 
 /**
- * How a worker left: `bye` (it said so), `disconnected` (its connection dropped), `unreachable` (a
- * send failed), `silent` (idle without a heartbeat for livenessMs).
+ * How a worker left: `bye` (it said so), `disconnected` (its connection dropped), `silent` (idle
+ * without a heartbeat for livenessMs).
  */
-export type LeaveReason = 'bye' | 'disconnected' | 'unreachable' | 'silent';
+export type LeaveReason = 'bye' | 'disconnected' | 'silent';
 
 /** What a Master implements to follow its workers. */
 export interface FarmListener {
@@ -275,12 +275,6 @@ export class Farm {
     this.#connected.delete(peer);
     const w = this.#byPeer.get(peer);
     if (w) this.#remove(w, 'disconnected', this.now());
-  }
-
-  /** A send to this peer failed because it is gone. */
-  unreachable(peer: PeerId): void {
-    const w = this.#byPeer.get(peer);
-    if (w) this.#remove(w, 'unreachable', this.now());
   }
 
   isConnected(peer: PeerId): boolean {

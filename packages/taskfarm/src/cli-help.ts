@@ -1,4 +1,4 @@
-import { DEFAULT_BIND, DEFAULT_CPU_PROF_DIR, DEFAULT_GRACE_MS, DEFAULT_INSPECT_PORT } from './launcher.ts';
+import { DEFAULT_BIND, DEFAULT_CPU_PROF_DIR, DEFAULT_GRACE_MS, DEFAULT_INSPECT_PORT, DEFAULT_RESTARTS, RESTART_WINDOW_MS } from './launcher.ts';
 import { KILL_AFTER_MS } from './launcher-process.ts';
 
 const KILL_AFTER_S = KILL_AFTER_MS / 1000;
@@ -11,6 +11,7 @@ workers run them. Like mpiexec for an mpi-master-slave application.
 Commands:
   run      run SCRIPT as the coordinator (rank 0) plus N-1 workers on this machine
   worker   run one worker of SCRIPT that joins a coordinator, e.g. on another host
+  status   print the workers and queues of a running coordinator (see --metrics-port)
 
 Options:
   -h, --help   show this help; "taskfarm <command> --help" describes a command
@@ -19,6 +20,7 @@ Examples:
   taskfarm run -n 4 examples/example1.ts
   taskfarm run -n 1 --bind tcp://0.0.0.0:5555 app.ts          # coordinator only
   taskfarm worker --connect tcp://10.0.0.5:5555 app.ts        # on each other host
+  taskfarm status http://127.0.0.1:9464                       # a coordinator run with --metrics-port 9464
 `;
 
 export const RUN_HELP = `Usage: taskfarm run -n N [options] SCRIPT [ARGS...]
@@ -45,6 +47,19 @@ Options:
       --grace SECONDS    how long workers may keep running once rank 0 has exited
                          before they get SIGTERM, then SIGKILL ${KILL_AFTER_S} s later
                          (default: ${DEFAULT_GRACE_MS / 1000})
+      --metrics-port PORT
+                         rank 0 serves /metrics (Prometheus), /healthz and /status (JSON)
+                         on PORT over HTTP; 0 picks a free port (default: none;
+                         $TASKFARM_METRICS_PORT)
+      --metrics-host HOST
+                         address the metrics server listens on (default: 127.0.0.1,
+                         loopback only; 0.0.0.0 for every interface; $TASKFARM_METRICS_HOST)
+      --log-level LEVEL  fatal, error, warn, info, debug, trace or silent, for every rank
+                         (default: $TASKFARM_LOG_LEVEL, else info for rank 0, warn for workers)
+      --no-progress      no live progress line (drawn only when stderr is a terminal)
+      --restarts N       start a worker killed by a signal while rank 0 runs (OOM, kill,
+                         or recycled for ignoring a task timeout) again with its rank, up to
+                         N times within ${RESTART_WINDOW_MS / 1000} s; 0 never (default: ${DEFAULT_RESTARTS})
   -h, --help             show this help
 
 Environment of each rank:
@@ -54,6 +69,12 @@ Environment of each rank:
   TASKFARM_LAUNCHER   1
   TASKFARM_BIND       rank 0 only: the --bind endpoint
   TASKFARM_CONNECT    workers only: the endpoint rank 0 reported
+  TASKFARM_LOG_LEVEL  with --log-level: the level
+  TASKFARM_METRICS_PORT, TASKFARM_METRICS_HOST
+                      rank 0 only, with --metrics-port / --metrics-host
+  TASKFARM_PROGRESS   rank 0 only: 1 when taskfarm draws a progress line; rank 0
+                      then reports { taskfarm: 'progress', done, total, ... } over IPC
+  TASKFARM_RESTARTS   how many times this rank was started again (0 the first time)
 Rank 0 reports its endpoint over the Node IPC channel once bound:
   process.send({ taskfarm: 'bound', endpoint: 'tcp://127.0.0.1:PORT' })
 
@@ -84,6 +105,8 @@ Options:
                          (default: $TASKFARM_CONNECT; one of the two is required)
       --rank N           this worker's rank, an integer >= 1 (default: none, the
                          coordinator numbers workers itself)
+      --log-level LEVEL  fatal, error, warn, info, debug, trace or silent
+                         (default: $TASKFARM_LOG_LEVEL, else warn)
       --inspect          start with --inspect-brk, paused until a debugger attaches
       --inspect-port PORT
                          debugger port for --inspect (default: ${DEFAULT_INSPECT_PORT})
@@ -91,6 +114,8 @@ Options:
                          (rank-<N>.cpuprofile with --rank, else Node's default name)
       --cpu-prof-dir DIR directory for --cpu-prof; implies --cpu-prof
                          (default: ${DEFAULT_CPU_PROF_DIR})
+      --restarts N       start the worker again when a signal kills it, up to N times
+                         within ${RESTART_WINDOW_MS / 1000} s; 0 never (default: ${DEFAULT_RESTARTS})
   -h, --help             show this help
 
 Environment of the worker:
@@ -98,6 +123,7 @@ Environment of the worker:
   TASKFARM_RANK       N with --rank N, otherwise unset
   TASKFARM_ROLE       "worker"
   TASKFARM_LAUNCHER   1
+  TASKFARM_RESTARTS   how many times this worker was started again (0 the first time)
 
 Exit status:
   the worker's own (128 + signal number if it was killed by a signal).
@@ -107,4 +133,25 @@ Exit status:
 Examples:
   taskfarm worker --connect tcp://10.0.0.5:5555 app.ts
   TASKFARM_CONNECT=tcp://10.0.0.5:5555 taskfarm worker --rank 3 app.ts --verbose
+`;
+
+export const STATUS_HELP = `Usage: taskfarm status [--json] URL
+
+Prints the state of a running coordinator: its workers (rank, host, pid,
+state, task in flight, busy time), its task types (queued, in flight,
+completed, failed) and totals. URL is the coordinator's metrics server, started
+with "taskfarm run --metrics-port PORT" (or TASKFARM_METRICS_PORT), e.g.
+http://127.0.0.1:9464; the JSON comes from URL/status.
+
+Options:
+      --json       print the /status JSON document as served
+  -h, --help       show this help
+
+Exit status:
+  0 when the coordinator answered, 1 when it could not be reached, 2 for a bad
+  command line.
+
+Examples:
+  taskfarm status http://127.0.0.1:9464
+  taskfarm status --json coordinator.example:9464
 `;

@@ -7,13 +7,15 @@ import {
   usage,
   type OptionSpec,
 } from './cli-args.ts';
-import { RUN_HELP, TOP_HELP, WORKER_HELP } from './cli-help.ts';
+import { RUN_HELP, STATUS_HELP, TOP_HELP, WORKER_HELP } from './cli-help.ts';
+import { printStatus, statusUrl, type StatusOptions } from './status.ts';
 import { LauncherError } from './launcher-error.ts';
 import {
   DEFAULT_BIND,
   DEFAULT_CPU_PROF_DIR,
   DEFAULT_GRACE_MS,
   DEFAULT_INSPECT_PORT,
+  DEFAULT_RESTARTS,
   runFarm,
   runWorker,
   type RunOptions,
@@ -24,6 +26,8 @@ const PROFILING_OPTIONS = {
   'inspect-port': { type: 'string' },
   'cpu-prof': { type: 'boolean' },
   'cpu-prof-dir': { type: 'string' },
+  restarts: { type: 'string' },
+  'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 
@@ -33,6 +37,9 @@ const RUN_OPTIONS = {
   bind: { type: 'string' },
   inspect: { type: 'string' },
   grace: { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'metrics-host': { type: 'string' },
+  'no-progress': { type: 'boolean' },
 } as const satisfies OptionSpec;
 
 const WORKER_OPTIONS = {
@@ -42,10 +49,28 @@ const WORKER_OPTIONS = {
   inspect: { type: 'boolean' },
 } as const satisfies OptionSpec;
 
+const STATUS_OPTIONS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
 type Help = { help: true };
+
+/** pino's levels; `silent` turns logging off. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function logLevel(command: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw usage(command, `--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${raw}'`);
+  return raw;
+}
 
 function inspectPort(command: string, raw: string | undefined): number {
   return raw === undefined ? DEFAULT_INSPECT_PORT : parseInteger(command, '--inspect-port', raw, 0, 65535);
+}
+
+function restarts(command: string, raw: string | undefined): number {
+  return raw === undefined ? DEFAULT_RESTARTS : parseInteger(command, '--restarts', raw, 0);
 }
 
 function cpuProfDir(values: { 'cpu-prof'?: boolean; 'cpu-prof-dir'?: string }): string | undefined {
@@ -71,6 +96,11 @@ export function parseRunArgs(argv: string[]): RunOptions | Help {
           },
     cpuProfDir: cpuProfDir(values),
     graceMs: values.grace === undefined ? DEFAULT_GRACE_MS : parseSeconds('run', '--grace', values.grace) * 1000,
+    metricsPort: values['metrics-port'] === undefined ? undefined : parseInteger('run', '--metrics-port', values['metrics-port'], 0, 65535),
+    metricsHost: values['metrics-host'],
+    logLevel: logLevel('run', values['log-level']),
+    progress: !values['no-progress'],
+    restarts: restarts('run', values.restarts),
     script: requireScript('run', line.script),
     scriptArgs: line.scriptArgs,
   };
@@ -89,9 +119,21 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerO
     rank,
     inspectPort: values.inspect ? inspectPort('worker', values['inspect-port']) : undefined,
     cpuProfDir: cpuProfDir(values),
+    restarts: restarts('worker', values.restarts),
+    logLevel: logLevel('worker', values['log-level']),
     script: requireScript('worker', line.script),
     scriptArgs: line.scriptArgs,
   };
+}
+
+export function parseStatusArgs(argv: string[]): StatusOptions | Help {
+  const line = parseCommandLine('status', argv, STATUS_OPTIONS);
+  if (line.help) return line;
+  if (line.script === undefined) throw usage('status', 'missing URL of the coordinator\'s metrics server, e.g. http://127.0.0.1:9464');
+  if (line.scriptArgs.length > 0) throw usage('status', `unexpected argument '${line.scriptArgs[0]}'`);
+  const url = statusUrl(line.script);
+  if (url === null) throw usage('status', `URL must look like http://HOST:PORT, got '${line.script}'`);
+  return { url, json: line.values.json === true };
 }
 
 /** The taskfarm command; resolves with the exit status. */
@@ -113,8 +155,13 @@ export async function main(argv: string[]): Promise<number> {
         if ('help' in options) process.stdout.write(WORKER_HELP);
         return 'help' in options ? 0 : await runWorker(options);
       }
+      case 'status': {
+        const options = parseStatusArgs(rest);
+        if ('help' in options) process.stdout.write(STATUS_HELP);
+        return 'help' in options ? 0 : await printStatus(options);
+      }
       case undefined:
-        throw usage(undefined, 'missing command: run or worker');
+        throw usage(undefined, 'missing command: run, worker or status');
       default:
         throw usage(undefined, `${command.startsWith('-') ? 'unknown option' : 'unknown command'} '${command}'`);
     }

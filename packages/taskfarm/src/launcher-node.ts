@@ -8,6 +8,8 @@ const CONTRACT_VARIABLES = [
   'TASKFARM_LAUNCHER',
   'TASKFARM_BIND',
   'TASKFARM_CONNECT',
+  'TASKFARM_PROGRESS',
+  'TASKFARM_RESTARTS',
 ] as const;
 
 export type ContractVariable = (typeof CONTRACT_VARIABLES)[number];

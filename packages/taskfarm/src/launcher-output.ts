@@ -1,5 +1,10 @@
 import { StringDecoder } from 'node:string_decoder';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+
+/** Where relayed output goes: process.stdout/stderr, or the progress line's writer above it. */
+export interface Sink {
+  write(chunk: string): unknown;
+}
 
 /** Splits a byte stream into lines; a multi-byte character cut across chunks stays whole. */
 export class LineSplitter {
@@ -26,7 +31,7 @@ export class LineSplitter {
  * ranks writing concurrently never interleave mid-line; an unterminated last line is completed.
  * No backpressure handling: process.stdout/stderr write synchronously to files, pipes and TTYs on Linux.
  */
-export function pipePrefixed(source: Readable, dest: Writable, prefix: string): void {
+export function pipePrefixed(source: Readable, dest: Sink, prefix: string): void {
   const splitter = new LineSplitter();
   const write = (lines: string[]): void => {
     if (lines.length > 0) dest.write(lines.map((line) => `${prefix}${line}\n`).join(''));

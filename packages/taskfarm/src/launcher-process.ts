@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
-import { pipePrefixed } from './launcher-output.ts';
+import { pipePrefixed, type Sink } from './launcher-output.ts';
 
 /** How long a process may take to honour SIGTERM/SIGINT before it gets SIGKILL. */
 export const KILL_AFTER_MS = 10_000;
@@ -20,6 +20,9 @@ export interface ChildSpec {
   stdin: 'inherit' | 'ignore';
   /** Open a Node IPC channel (rank 0 reports its bound endpoint over it). */
   ipc: boolean;
+  /** Where the child's output goes. Default: process.stdout and process.stderr. */
+  stdout?: Sink;
+  stderr?: Sink;
 }
 
 /** One child Node process whose output is relayed with a prefix. */
@@ -37,8 +40,8 @@ export class Supervised {
       stdio: [spec.stdin, 'pipe', 'pipe', ...(spec.ipc ? (['ipc'] as const) : [])],
     });
     const { stdout, stderr } = this.child;
-    if (stdout) pipePrefixed(stdout, process.stdout, spec.prefix);
-    if (stderr) pipePrefixed(stderr, process.stderr, spec.prefix);
+    if (stdout) pipePrefixed(stdout, spec.stdout ?? process.stdout, spec.prefix);
+    if (stderr) pipePrefixed(stderr, spec.stderr ?? process.stderr, spec.prefix);
     this.child.once('exit', () => {
       this.#exited = true;
     });

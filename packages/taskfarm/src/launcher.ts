@@ -9,14 +9,26 @@ import {
   type ExitStatus,
 } from './launcher-process.ts';
 import { judgeExits, type RankOutcome } from './launcher-verdict.ts';
+import { isProgressMessage } from '@taskfarm/coordinator';
+import { opsEnv, type OpsOptions } from './launcher-ops.ts';
+import { followProgress, outputSinks, startProgress, stopProgress } from './progress.ts';
 
 export const DEFAULT_BIND = 'tcp://127.0.0.1:*';
 export const DEFAULT_INSPECT_PORT = 9229;
 export const DEFAULT_CPU_PROF_DIR = './profiles';
 // Rank 0 terminates every worker it knows before it exits; what still runs then never registered.
 export const DEFAULT_GRACE_MS = 1_000;
+/**
+ * A worker killed by a signal while the job runs (the OOM killer, a kill, or its own watchdog
+ * recycling it for ignoring a task timeout) is started again with the same rank, unless it died this
+ * many times within RESTART_WINDOW_MS: then it is crash-looping and stays down, as systemd's
+ * StartLimitBurst does. A worker that exits with a code decided to stop (an error it reported):
+ * starting it again would only repeat that.
+ */
+export const DEFAULT_RESTARTS = 5;
+export const RESTART_WINDOW_MS = 60_000;
 
-export interface RunOptions {
+export interface RunOptions extends OpsOptions {
   size: number;
   bind: string;
   script: string;
@@ -27,9 +39,13 @@ export interface RunOptions {
   cpuProfDir: string | undefined;
   /** How long workers may outlive rank 0 before the launcher terminates them. */
   graceMs: number;
+  /** Draw a live progress line when stderr is a terminal (`--no-progress` turns it off). */
+  progress: boolean;
+  /** Restarts of a dying worker allowed within RESTART_WINDOW_MS; 0 never restarts. */
+  restarts: number;
 }
 
-export interface WorkerOptions {
+export interface WorkerOptions extends Pick<OpsOptions, 'logLevel'> {
   connect: string;
   rank: number | undefined;
   script: string;
@@ -37,6 +53,8 @@ export interface WorkerOptions {
   /** Start with --inspect-brk on this port. */
   inspectPort: number | undefined;
   cpuProfDir: string | undefined;
+  /** As RunOptions.restarts. */
+  restarts: number;
 }
 
 /** The message rank 0 sends over IPC once its coordinator is bound. */
@@ -66,15 +84,31 @@ function flagsFor(
 }
 
 function warn(line: string): void {
-  process.stderr.write(`taskfarm: ${line}\n`);
+  outputSinks().stderr.write(`taskfarm: ${line}\n`);
 }
+
+/** Counts deaths in a sliding window and says whether one more restart is allowed. */
+class RestartBudget {
+  readonly #deaths: number[] = [];
+  constructor(readonly limit: number) {}
+  allow(now = Date.now()): boolean {
+    this.#deaths.push(now);
+    while (this.#deaths[0]! < now - RESTART_WINDOW_MS) this.#deaths.shift();
+    return this.#deaths.length <= this.limit;
+  }
+}
+
+function killed(status: ExitStatus): boolean {
+  return status.spawnError === undefined && status.signal !== null;
+}
+
 
 /** Resolves with the endpoint rank 0 reports, or undefined once rank 0 has exited without reporting. */
 function boundEndpoint(coordinator: Supervised): Promise<string | undefined> {
   return new Promise((resolve) => {
     coordinator.child.on('message', (message: unknown) => {
       if (isBoundMessage(message)) resolve(message.endpoint);
-      else if ((message as { taskfarm?: unknown } | null)?.taskfarm !== undefined)
+      else if ((message as { taskfarm?: unknown } | null)?.taskfarm !== undefined && !isProgressMessage(message))
         warn(`ignoring malformed message from rank 0: ${JSON.stringify(message)}`);
     });
     coordinator.child.once('exit', () => resolve(undefined));
@@ -91,7 +125,8 @@ export async function runFarm(o: RunOptions): Promise<number> {
   let finished = 0;
   let interrupted: NodeJS.Signals | undefined;
 
-  const start = (rank: number, vars: { TASKFARM_BIND: string } | { TASKFARM_CONNECT: string }): Supervised => {
+  let coordinatorExited = false;
+  const spawnRank = (rank: number, vars: { TASKFARM_BIND: string } | { TASKFARM_CONNECT: string }, restarts: number): Supervised => {
     const proc = new Supervised({
       args: nodeArgs(
         o.script,
@@ -102,17 +137,41 @@ export async function runFarm(o: RunOptions): Promise<number> {
         TASKFARM_RANK: String(rank),
         TASKFARM_SIZE: String(o.size),
         TASKFARM_ROLE: rank === 0 ? 'coordinator' : 'worker',
+        ...opsEnv(o, rank),
         TASKFARM_LAUNCHER: '1',
+        TASKFARM_RESTARTS: String(restarts),
         ...vars,
       }),
       prefix: `[${String(rank).padStart(width)}] `,
       // Like mpiexec, only rank 0 reads the terminal's stdin.
       stdin: rank === 0 ? 'inherit' : 'ignore',
       ipc: rank === 0,
+      ...outputSinks(),
     });
-    ranks.push(proc);
-    outcomes.push(proc.closed.then((status) => ({ rank, status, order: finished++, signalsSent: proc.signalsSent })));
+    ranks[rank] = proc;
     return proc;
+  };
+  /** Runs a rank to its end, restarting a worker that dies while rank 0 still runs. */
+  const start = (rank: number, vars: { TASKFARM_BIND: string } | { TASKFARM_CONNECT: string }): Supervised => {
+    const first = spawnRank(rank, vars, 0);
+    const budget = new RestartBudget(o.restarts);
+    outcomes.push(
+      (async () => {
+        let proc = first;
+        for (let restarts = 1; ; restarts++) {
+          const status = await proc.closed;
+          const restartable = rank > 0 && killed(status) && !coordinatorExited && interrupted === undefined && proc.signalsSent.size === 0;
+          if (restartable && budget.allow()) {
+            warn(`rank ${rank} was killed by ${status.signal}; starting it again (${restarts})`);
+            proc = spawnRank(rank, vars, restarts);
+            continue;
+          }
+          if (restartable && o.restarts > 0) warn(`rank ${rank} died ${o.restarts + 1} times within ${RESTART_WINDOW_MS / 1000} s; not restarting it`);
+          return { rank, status, order: finished++, signalsSent: proc.signalsSent };
+        }
+      })(),
+    );
+    return first;
   };
 
   const stopListening = onInterrupt((signal) => {
@@ -124,7 +183,9 @@ export async function runFarm(o: RunOptions): Promise<number> {
   });
 
   try {
+    startProgress(o.progress);
     const coordinator = start(0, { TASKFARM_BIND: o.bind });
+    followProgress(coordinator.child);
     const endpoint = await boundEndpoint(coordinator);
     if (interrupted === undefined && o.size > 1) {
       if (endpoint !== undefined) {
@@ -135,10 +196,11 @@ export async function runFarm(o: RunOptions): Promise<number> {
       }
     }
     void coordinator.closed.then(() => {
+      coordinatorExited = true;
       const workers = ranks.slice(1);
       if (workers.length === 0) return;
       timers.after(o.graceMs, () => {
-        const running = workers.filter((w) => !w.exited);
+        const running = ranks.slice(1).filter((w) => !w.exited);
         if (interrupted !== undefined || running.length === 0) return;
         warn(`rank 0 exited ${o.graceMs / 1000} s ago; terminating ${running.length} worker(s) still running`);
         stopAll(running, 'SIGTERM', timers);
@@ -146,6 +208,7 @@ export async function runFarm(o: RunOptions): Promise<number> {
     });
 
     const results = await Promise.all(outcomes);
+    stopProgress();
     if (interrupted !== undefined) return signalExitCode(interrupted);
     const verdict = judgeExits(results);
     for (const failure of verdict.failures) warn(failure);
@@ -153,34 +216,51 @@ export async function runFarm(o: RunOptions): Promise<number> {
   } finally {
     stopListening();
     timers.clear();
+    stopProgress();
   }
 }
 
 /** `taskfarm worker`: one worker joining a remote coordinator; resolves with the worker's exit code. */
 export async function runWorker(o: WorkerOptions): Promise<number> {
   const timers = new Timers();
-  const proc = new Supervised({
-    args: nodeArgs(o.script, o.scriptArgs, flagsFor(o.rank, o.inspectPort, o.cpuProfDir)),
-    env: childEnv(process.env, {
-      TASKFARM_CONNECT: o.connect,
-      TASKFARM_ROLE: 'worker',
-      TASKFARM_LAUNCHER: '1',
-      ...(o.rank === undefined ? {} : { TASKFARM_RANK: String(o.rank) }),
-    }),
-    prefix: `[w${o.rank ?? ''}] `,
-    stdin: 'inherit',
-    ipc: false,
-  });
+  const budget = new RestartBudget(o.restarts);
+  const spawn = (restarts: number) =>
+    new Supervised({
+      args: nodeArgs(o.script, o.scriptArgs, flagsFor(o.rank, o.inspectPort, o.cpuProfDir)),
+      env: childEnv(process.env, {
+        TASKFARM_CONNECT: o.connect,
+        TASKFARM_ROLE: 'worker',
+        ...opsEnv(o, -1),
+        TASKFARM_LAUNCHER: '1',
+        TASKFARM_RESTARTS: String(restarts),
+        ...(o.rank === undefined ? {} : { TASKFARM_RANK: String(o.rank) }),
+      }),
+      prefix: `[w${o.rank ?? ''}] `,
+      stdin: 'inherit',
+      ipc: false,
+    });
+  let proc = spawn(0);
   let interrupted = false;
   const stopListening = onInterrupt((signal) => {
     stopAll([proc], interrupted ? 'SIGKILL' : signal, timers);
     interrupted = true;
   });
   try {
-    const status: ExitStatus = await proc.closed;
-    if (status.spawnError) warn(`worker could not be started: ${status.spawnError.message}`);
-    else if (status.signal !== null) warn(`worker was killed by ${status.signal}`);
-    return exitCodeOf(status);
+    for (let restarts = 1; ; restarts++) {
+      const status: ExitStatus = await proc.closed;
+      if (status.spawnError) {
+        warn(`worker could not be started: ${status.spawnError.message}`);
+        return exitCodeOf(status);
+      }
+      // A worker killed by a signal (its watchdog, the OOM killer) comes back, within the budget.
+      if (killed(status) && !interrupted && budget.allow()) {
+        warn(`worker was killed by ${status.signal}; starting it again (${restarts})`);
+        proc = spawn(restarts);
+        continue;
+      }
+      if (status.signal !== null) warn(`worker was killed by ${status.signal}`);
+      return exitCodeOf(status);
+    }
   } finally {
     stopListening();
     timers.clear();

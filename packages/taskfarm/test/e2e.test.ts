@@ -20,10 +20,16 @@ t.test('a worker that dies mid-task: its task runs again elsewhere, every result
   const { code, stdout, stderr } = await run(['run', '-n', '4', APP('dying-worker')]);
   const results = resultLines(stdout).map(parse) as Array<[number, number, number]>;
   t.same(results.map((r) => r[0]), Array.from({ length: 20 }, (_, i) => i), 'all 20 tasks, once each, in order');
-  t.notOk(results.some((r) => r[1] === 1), 'nothing came back from the dead rank');
   t.equal(results.filter((r) => r[2] === 2).length, 1, 'the lost task ran a second time, as attempt 2');
-  t.match(stderr, /rank 1 was killed by SIGKILL/);
-  t.not(code, 0, 'the launcher reports the dead rank');
+  t.match(stderr, /rank 1 was killed by SIGKILL; starting it again \(1\)/, 'the launcher restarts the dead rank');
+  t.equal(code, 0, 'and the job ends well');
+});
+
+t.test('--restarts 0: a dead worker stays down and fails the launcher', async (t) => {
+  const { code, stdout, stderr } = await run(['run', '-n', '4', '--restarts', '0', APP('dying-worker')]);
+  t.equal(resultLines(stdout).length, 20, 'the job still completes on the other workers');
+  t.match(stderr, /rank 1 was killed by SIGKILL$/m);
+  t.not(code, 0);
 });
 
 t.test('a worker that joins late gets work; a duplicate rank is rejected with a clear error', async (t) => {

@@ -1,0 +1,63 @@
+/** Application processes for failure tests: started directly (no launcher), so a test can kill them. */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { FIXTURES } from './run-cli.ts';
+
+export interface App {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  stdout: string;
+  stderr: string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first match of `re` in stdout (or stderr), now or later; rejects if the process exits first. */
+  waitFor(re: RegExp, stream?: 'stdout' | 'stderr'): Promise<RegExpExecArray>;
+}
+
+/** Runs `fixtures/apps/NAME.ts` under tsx with a clean TASKFARM_* environment plus `env`. */
+export function startApp(name: string, env: NodeJS.ProcessEnv): App {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TASKFARM_|_TAPJS_|NODE_OPTIONS$)/.test(k)));
+  const child = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}apps/${name}.ts`], {
+    env: { ...base, TASKFARM_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const app: App = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal }))),
+    waitFor(re, stream = 'stdout') {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(app[stream]);
+          if (!m) return false;
+          child[stream].off('data', check);
+          resolve(m);
+          return true;
+        };
+        if (check()) return;
+        child[stream].on('data', check);
+        void app.exited.then(() => {
+          if (!check()) reject(new Error(`${name} exited before printing ${re}:\n${app.stdout}\n${app.stderr}`));
+        });
+      });
+    },
+  };
+  // Registered first, so that waitFor() sees each chunk already appended.
+  child.stdout.setEncoding('utf8').prependListener('data', (d: string) => (app.stdout += d));
+  child.stderr.setEncoding('utf8').prependListener('data', (d: string) => (app.stderr += d));
+  return app;
+}
+
+/** A seeded PRNG (mulberry32), so a failing run can be replayed. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function parseSummary(stdout: string): Record<string, string> {
+  const line = /^summary (.*)$/m.exec(stdout)?.[1] ?? '';
+  return Object.fromEntries(line.split(' ').map((kv) => kv.split('=') as [string, string]));
+}
