@@ -6,6 +6,7 @@ import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError } from '@task
 import type { Logger } from 'pino';
 import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
 import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
+import { FileJournal } from './journal.ts';
 import { ObserverList, type CoordinatorObserver } from './observer.ts';
 import { createLogger } from './logger.ts';
 import { Operations } from './operations.ts';
@@ -28,6 +29,8 @@ export class Coordinator implements FarmHost {
   readonly ready: Promise<string>;
   /** Everything that happens here, for logging and metrics: `coordinator.observers.add({...})`. */
   readonly observers = new ObserverList();
+  /** Outcomes recorded for a restart (the `journal` option), or null. */
+  readonly journal: FileJournal | null;
   /** Metrics (`operations.metrics`), the HTTP server of `metricsPort` (`operations.statusServer`), progress for `taskfarm run`. */
   readonly operations: Operations;
   readonly #transport: RouterTransport;
@@ -62,6 +65,7 @@ export class Coordinator implements FarmHost {
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes },
       { firstFreeRank: o.size, observer: this.observers, clock: () => performance.now() },
     );
+    this.journal = o.journal ? this.#openJournal(o.journal) : null;
     this.operations = new Operations(this);
     this.#transport = new RouterTransport(
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes, lingerMs: o.closeGraceMs },
@@ -199,6 +203,7 @@ export class Coordinator implements FarmHost {
       this.flush();
       if (this.farm.workerCount > 0) await this.#untilNoWorkers(this.options.closeGraceMs);
       if (this.#ticker) clearInterval(this.#ticker);
+      this.journal?.close();
       await this.#transport.close();
       await this.operations.close();
       this.#fail(new CoordinatorClosedError());
@@ -227,6 +232,13 @@ export class Coordinator implements FarmHost {
     }
     this.flush();
     this.#changed();
+  }
+
+  #openJournal(path: string): FileJournal {
+    const journal = new FileJournal(path, { sync: this.options.journalSync });
+    const { completed, delivered, tornBytes } = journal.recovered;
+    if (completed + delivered > 0) this.log.info({ journal: path, completed, delivered, tornBytes }, 'resuming from the journal');
+    return journal;
   }
 
   #tick(): void {

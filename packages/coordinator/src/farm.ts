@@ -30,6 +30,8 @@ export interface Task {
   /** When it entered its queue and when its current attempt left, by the farm's clock (ms). */
   queuedAt: number;
   startedAt: number;
+  /** Names the task within its queue across coordinator restarts (see journal.ts). */
+  readonly key: Key;
   /** Timeout, retries and loss limit; usually shared by every task of a queue. */
   readonly policy: TaskPolicy;
   /** Runs that failed (handler error or timeout) and runs lost with their worker, so far. */
@@ -78,10 +80,11 @@ export function resolvePolicy(p: Partial<TaskPolicy> | undefined, base: TaskPoli
 /** A new task, first attempt. */
 export function newTask(
   farm: Farm,
-  fields: { type: Key | null; resource: Key | null; payload: Buffer; policy: TaskPolicy; data?: unknown },
+  fields: { type: Key | null; resource: Key | null; payload: Buffer; policy: TaskPolicy; data?: unknown; key?: Key },
 ): Task {
   const now = farm.now();
-  return { id: farm.newTaskId(), attempt: 1, ...fields, failures: 0, losses: 0, notBefore: 0, cancelled: false, queuedAt: now, startedAt: 0 };
+  const id = farm.newTaskId();
+  return { id, key: id, attempt: 1, ...fields, failures: 0, losses: 0, notBefore: 0, cancelled: false, queuedAt: now, startedAt: 0 };
 }
 
 export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };

@@ -1,6 +1,8 @@
 export { Coordinator } from './coordinator.ts';
 export { Master, type MasterOptions, type WaitOptions } from './master.ts';
-export { WorkQueue, type TaskResult } from './work-queue.ts';
+export { WorkQueue, type TaskResult, type AddOptions, type TaskOptions, type WorkQueueOptions } from './work-queue.ts';
+export { FileJournal, type Journal, type JournalOptions } from './journal.ts';
+export { DEFAULT_POLICY, type TaskPolicy } from './farm.ts';
 export { MultiWorkQueue, type MasterDetail } from './multi-work-queue.ts';
 export { DEFAULTS as COORDINATOR_DEFAULTS, type CoordinatorOptions } from './options.ts';
 export type { AffinityKind } from './affinity.ts';

@@ -6,6 +6,7 @@
 import { decodePayload, encodePayload, type Key } from '@taskfarm/protocol';
 import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
 import { newTask, resolvePolicy, type Farm, type FarmListener, type LeaveReason, type Outcome, type Task, type TaskPolicy, type WorkerRecord } from './farm.ts';
+import type { Journal } from './journal.ts';
 import type { DispatchKind } from './observer.ts';
 
 export interface WaitOptions {
@@ -24,6 +25,8 @@ export type Supply = 'none' | 'absent' | 'present';
 /** What a Master needs from the coordinator it runs on; `Coordinator` implements it. */
 export interface FarmHost {
   readonly farm: Farm;
+  /** Where queues record outcomes so that a restarted coordinator resumes its job; null without one. */
+  readonly journal: Journal | null;
   /** Sends whatever the farm has queued, soon (the shell batches within a tick). */
   flush(): void;
   /** Resolves when the farm's state changes; see Master.changed(). */

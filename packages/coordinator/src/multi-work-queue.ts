@@ -36,7 +36,7 @@ export class MultiWorkQueue implements Driver {
       master.stopAdopting();
       // Workers and metrics see the task type without the application wrapping its data.
       master.taskType ??= id;
-      const entry: Entry = { id, master, queue: new WorkQueue(master), limit: limit ?? null };
+      const entry: Entry = { id, master, queue: new WorkQueue(master, { name: String(id) }), limit: limit ?? null };
       entry.queue.driver = this;
       this.#entries.push(entry);
       this.#byId.set(id, entry);

@@ -50,6 +50,14 @@ export interface CoordinatorOptions {
   metricsPort?: number | null;
   /** Address the metrics server listens on. Default: `$TASKFARM_METRICS_HOST`, else `127.0.0.1` (loopback only). */
   metricsHost?: string;
+  /**
+   * Path of a journal file (append-only; see journal.ts): a coordinator killed and started again
+   * with the same journal resumes its job. Default: `$TASKFARM_JOURNAL`, else none (state lives in
+   * memory only, and a coordinator that dies takes its job with it).
+   */
+  journal?: string | null;
+  /** fdatasync the journal after every record (`always`) or once a second (`interval`, the default). */
+  journalSync?: 'interval' | 'always';
 }
 
 export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'logger'>> & { logger: Logger | null; endpointFromEnv: boolean };
@@ -65,6 +73,8 @@ export const DEFAULTS = Object.freeze({
   handleSignals: false,
   closeGraceMs: 2000,
   timeoutGraceMs: 5000,
+  journal: null,
+  journalSync: 'interval',
   metricsPort: null,
   metricsHost: '127.0.0.1',
 });
@@ -82,6 +92,8 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
     handleSignals: o.handleSignals ?? DEFAULTS.handleSignals,
     closeGraceMs: o.closeGraceMs ?? DEFAULTS.closeGraceMs,
     timeoutGraceMs: o.timeoutGraceMs ?? DEFAULTS.timeoutGraceMs,
+    journal: o.journal !== undefined ? o.journal : env.TASKFARM_JOURNAL || null,
+    journalSync: o.journalSync ?? DEFAULTS.journalSync,
     metricsPort: o.metricsPort !== undefined ? o.metricsPort : (envInt(env, 'TASKFARM_METRICS_PORT', 0) ?? DEFAULTS.metricsPort),
     metricsHost: o.metricsHost ?? (env.TASKFARM_METRICS_HOST || DEFAULTS.metricsHost),
     logger: o.logger ?? null,

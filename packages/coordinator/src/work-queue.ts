@@ -7,17 +7,32 @@
 import { encodePayload, type Key } from '@taskfarm/protocol';
 import { AffinityQueue, type AffinityKind } from './affinity.ts';
 import { TaskError } from './errors.ts';
-import { newTask, resolvePolicy, type Task, type TaskPolicy } from './farm.ts';
+import { newTask, resolvePolicy, type Outcome, type Task, type TaskPolicy } from './farm.ts';
 import { valueOf, type Master, type WaitOptions } from './master.ts';
 
 /** One finished task, as the async API hands it out. */
 export type TaskResult =
-  | { readonly id: number; readonly resource: Key | null; readonly ok: true; readonly value: unknown }
-  | { readonly id: number; readonly resource: Key | null; readonly ok: false; readonly error: TaskError };
+  | { readonly id: number; readonly key: Key; readonly resource: Key | null; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly key: Key; readonly resource: Key | null; readonly ok: false; readonly error: TaskError };
 
-/** Per-task settings for addWork()/submit(): a policy override, and for submit() an AbortSignal that cancels. */
-export interface TaskOptions extends Partial<TaskPolicy> {
+/** Per-task settings for addWork(): a policy override, and a key. */
+export interface AddOptions extends Partial<TaskPolicy> {
+  /**
+   * Names the task within its queue across coordinator restarts, for the journal. Default: the
+   * order of addWork() calls on this queue (0, 1, 2, ...), which is stable when a job adds its
+   * tasks in the same order on every run.
+   */
+  key?: Key;
+}
+
+/** Per-task settings for submit(): those of addWork(), and an AbortSignal that cancels the task. */
+export interface TaskOptions extends AddOptions {
   signal?: AbortSignal;
+}
+
+export interface WorkQueueOptions extends Partial<TaskPolicy> {
+  /** Names the queue in the journal. Default `default`; a MultiWorkQueue names each queue by its task id. */
+  name?: string;
 }
 
 /** Who hands out work and waits for changes: the queue itself, or the MultiWorkQueue it belongs to. */
@@ -31,7 +46,9 @@ export class WorkQueue implements Driver {
   /** Timeout, retries and loss limit of this queue's tasks (addWork() may override them per task). */
   readonly policy: TaskPolicy;
   /** Tasks retried after a failure, sent back to a worker, failed for good; counted for the curious. */
-  readonly counts = { retried: 0, requeued: 0, lostForGood: 0 };
+  readonly counts = { retried: 0, requeued: 0, lostForGood: 0, resumed: 0 };
+  /** This queue's name in the journal. */
+  readonly name: string;
   /** How many dispatches fell under each affinity rule (see affinity.ts). */
   readonly affinity: Record<AffinityKind, number> = { same: 0, none: 0, unheld: 0, shared: 0 };
   /** Set by a MultiWorkQueue so that async waits also lend and borrow workers. */
@@ -43,14 +60,19 @@ export class WorkQueue implements Driver {
   #results: TaskResult[] = [];
   readonly #waiters = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   #pumping = false;
+  /** addWork() calls so far: the default task key. */
+  #ordinal = 0;
 
   /**
-   * @param policy defaults for every task of this queue: `timeoutMs`, `retries` (with `backoffMs`,
+   * @param options defaults for every task of this queue: `timeoutMs`, `retries` (with `backoffMs`,
    *   `maxBackoffMs`) and `maxLosses`; see TaskPolicy. By default a failing task is reported at once
    *   (as in the seed), a task has no timeout, and a task lost with 3 workers fails with EWORKERLOST.
+   *   `name` names the queue in the coordinator's journal.
    */
-  constructor(master: Master, policy?: Partial<TaskPolicy>) {
+  constructor(master: Master, options: WorkQueueOptions = {}) {
+    const { name, ...policy } = options;
     this.master = master;
+    this.name = name ?? 'default';
     this.policy = resolvePolicy(policy);
     master.onWorkerGone = (rank, task, reason) => {
       this.#queue.release(rank);
@@ -63,15 +85,26 @@ export class WorkQueue implements Driver {
    * worker that already holds that resource gets it. Throws PayloadError at once if msgpack cannot
    * carry `data`. Returns the task's id.
    */
-  addWork(data: unknown, resourceId: Key | null = null, options?: Partial<TaskPolicy>): number {
+  addWork(data: unknown, resourceId: Key | null = null, options: AddOptions = {}): number {
+    const { key = this.#ordinal, ...policy } = options;
+    this.#ordinal++;
     const farm = this.master.host.farm;
     const task = newTask(farm, {
       type: this.master.taskType,
       resource: resourceId,
       payload: encodePayload(data),
-      policy: resolvePolicy(options, this.policy),
+      policy: resolvePolicy(policy, this.policy),
       ...(this.master.overridesRun ? { data } : {}),
+      key,
     });
+    // A restarted coordinator resumes: what the application already took is not run or given again,
+    // and a result that had arrived is given without running the task again.
+    const known = this.master.host.journal?.lookup(this.name, key);
+    if (known !== undefined) {
+      this.counts.resumed++;
+      if (known !== 'delivered') this.#hand(task, valueOf({ rank: 0, task, outcome: known }));
+      return task.id;
+    }
     this.#queue.push(task);
     farm.observer.queued?.(task);
     return task.id;
@@ -85,7 +118,7 @@ export class WorkQueue implements Driver {
     const queued = this.#queue.remove(taskId) ?? takeWhere(this.#delayed, (t) => t.id === taskId);
     if (queued) {
       queued.cancelled = true;
-      this.#deliver(queued, failure(queued, 'CancelledError', `task ${taskId} was cancelled`, 'ECANCELLED'));
+      this.#settle(queued, failure(queued, 'CancelledError', `task ${taskId} was cancelled`, 'ECANCELLED'));
       return true;
     }
     return this.master.cancel(taskId);
@@ -113,6 +146,8 @@ export class WorkQueue implements Driver {
     this.#collect();
     const out = this.#results;
     this.#results = [];
+    const journal = this.master.host.journal;
+    if (journal) for (const r of out) journal.delivered(this.name, r.key);
     return out;
   }
 
@@ -203,7 +238,7 @@ export class WorkQueue implements Driver {
     if (task.losses >= task.policy.maxLosses) {
       this.counts.lostForGood++;
       const msg = `task ${task.id} was in flight on ${task.losses} workers that were lost; not trying again`;
-      this.#deliver(task, failure(task, 'WorkerLostError', msg, 'EWORKERLOST'));
+      this.#settle(task, failure(task, 'WorkerLostError', msg, 'EWORKERLOST'));
       return;
     }
     task.attempt++;
@@ -236,18 +271,25 @@ export class WorkQueue implements Driver {
 
   #collect(): void {
     if (!this.master.overridesGetData) {
-      for (const c of this.master.takeCompleted()) this.#deliver(c.task, valueOf(c));
+      for (const c of this.master.takeCompleted()) this.#settle(c.task, valueOf(c), c.outcome);
       return;
     }
     for (const rank of this.master.getCompletedWorkers()) {
-      const { task } = this.master.completion(rank)!;
-      this.#deliver(task, this.master.getData(rank));
+      const { task, outcome } = this.master.completion(rank)!;
+      this.#settle(task, this.master.getData(rank), outcome);
     }
   }
 
-  /** To the submit() that waits for it, else to the results the application collects. */
-  #deliver(task: Task, value: unknown): void {
+  /** A task's final outcome, unless it is retried: journaled, then handed over. */
+  #settle(task: Task, value: unknown, outcome?: Outcome): void {
     if (value instanceof TaskError && this.#retry(task, value)) return;
+    const journal = this.master.host.journal;
+    if (journal) journal.completed(this.name, task.key, outcome ?? { ok: false, error: (value as TaskError).remote });
+    this.#hand(task, value);
+  }
+
+  /** To the submit() that waits for it, else to the results the application collects. */
+  #hand(task: Task, value: unknown): void {
     const r = toResult(task, value);
     const waiter = this.#waiters.get(r.id);
     if (!waiter) {
@@ -255,6 +297,7 @@ export class WorkQueue implements Driver {
       return;
     }
     this.#waiters.delete(r.id);
+    this.master.host.journal?.delivered(this.name, r.key);
     if (r.ok) waiter.resolve(r.value);
     else waiter.reject(r.error);
   }
@@ -282,8 +325,8 @@ export class WorkQueue implements Driver {
 }
 
 function toResult(task: Task, value: unknown): TaskResult {
-  const { id, resource } = task;
-  return value instanceof TaskError ? { id, resource, ok: false, error: value } : { id, resource, ok: true, value };
+  const { id, key, resource } = task;
+  return value instanceof TaskError ? { id, key, resource, ok: false, error: value } : { id, key, resource, ok: true, value };
 }
 
 /** A failure decided here rather than on a worker (cancelled, lost too often). */

@@ -5,11 +5,13 @@
  */
 import { encodePayload, type Envelope, type Key, type WorkerMessage } from '@taskfarm/protocol';
 import { Farm } from '../src/farm.ts';
+import type { Journal } from '../src/journal.ts';
 import type { FarmHost, Master, Supply, WaitOptions } from '../src/master.ts';
 
 export class InMemoryHost implements FarmHost {
   readonly farm: Farm;
   readonly sent: Array<[string, Envelope]> = [];
+  journal: Journal | null = null;
   #waiters: Array<(v: boolean) => void> = [];
   now = 0;
 

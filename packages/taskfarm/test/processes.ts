@@ -12,10 +12,20 @@ export interface App {
   waitFor(re: RegExp, stream?: 'stdout' | 'stderr'): Promise<RegExpExecArray>;
 }
 
+export interface StartOptions {
+  /**
+   * Run inside this network namespace (`ip netns exec NS node ...`; root only). `ip` execs node, so
+   * the child's pid is node's own and signals reach it directly.
+   */
+  netns?: string;
+}
+
 /** Runs `fixtures/apps/NAME.ts` under tsx with a clean TASKFARM_* environment plus `env`. */
-export function startApp(name: string, env: NodeJS.ProcessEnv): App {
+export function startApp(name: string, env: NodeJS.ProcessEnv, options: StartOptions = {}): App {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TASKFARM_|_TAPJS_|NODE_OPTIONS$)/.test(k)));
-  const child = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}apps/${name}.ts`], {
+  const node = [process.execPath, '--import', 'tsx', `${FIXTURES}apps/${name}.ts`];
+  const [command, ...args] = options.netns ? ['ip', 'netns', 'exec', options.netns, ...node] : node;
+  const child = spawn(command!, args, {
     env: { ...base, TASKFARM_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,53 @@
+/**
+ * A coordinator killed outright (SIGKILL) mid-job and started again with its journal resumes the
+ * job: results taken before the crash are not delivered again, tasks completed before it do not run
+ * again (beyond those in flight at the crash), and every task's result reaches the application once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startApp } from './processes.ts';
+
+/** A port free right now: the restarted coordinator must bind the address its workers dial. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const got = (stdout: string) => [...stdout.matchAll(/^got (\d+)$/gm)].map((m) => Number(m[1]));
+
+t.test('SIGKILL the coordinator mid-job, restart it with its journal: everything completes once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'taskfarm-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const TASKS = 400;
+  const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+  const env = { TASKFARM_BIND: endpoint, TASKFARM_JOURNAL: join(dir, 'job.journal'), TASKS: String(TASKS), PRINT_RESULTS: '1' };
+
+  const first = startApp('steady', { ...env, CRASH_AT: '150' });
+  await first.waitFor(/^endpoint/m);
+  const workerEnv = { TASKFARM_CONNECT: endpoint, TASKFARM_ROLE: 'worker', SPIN_MS: '2', ANNOUNCE: '1' };
+  const workers = [startApp('steady', workerEnv), startApp('steady', workerEnv)];
+  t.match(await first.exited, { signal: 'SIGKILL' }, 'the first coordinator died mid-job');
+
+  const second = startApp('steady', { ...env, TASKFARM_LOG_LEVEL: 'info' });
+  t.match(await second.exited, { code: 0 });
+  await Promise.all(workers.map((w) => w.exited));
+
+  const before = got(first.stdout);
+  const after = got(second.stdout);
+  t.equal(before.length, 150, 'the first run took 150 results');
+  t.same([...before, ...after].sort((a, b) => a - b), Array.from({ length: TASKS }, (_, i) => i), 'every result once across both runs');
+  t.match(second.stderr, /resuming from the journal/);
+
+  const runs = new Map<number, number>();
+  for (const w of workers) for (const m of w.stdout.matchAll(/^start (\d+)$/gm)) runs.set(Number(m[1]), (runs.get(Number(m[1])) ?? 0) + 1);
+  const ranTwice = [...runs].filter(([, n]) => n > 1).map(([id]) => id);
+  t.ok(ranTwice.length <= workers.length, `only tasks in flight at the crash ran again: ${ranTwice}`);
+  t.equal(runs.size, TASKS, 'every task ran');
+});
