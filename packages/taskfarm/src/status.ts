@@ -89,7 +89,7 @@ export function formatStatus(s: FarmStatus): string {
           duration(w.busySeconds),
           w.connectedSeconds > 0 ? `${Math.round((100 * w.busySeconds) / w.connectedSeconds)}%` : '-',
         ]),
-        [true, false, true, false, true, false, true, true, true],
+        [true, false, true, false, false, false, true, true, true],
       ),
     );
   if (s.taskTypes.length > 0) {
