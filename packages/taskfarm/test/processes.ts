@@ -51,9 +51,11 @@ export function startApp(name: string, env: NodeJS.ProcessEnv, options: StartOpt
       });
     },
   };
-  // Registered first, so that waitFor() sees each chunk already appended.
-  child.stdout.setEncoding('utf8').prependListener('data', (d: string) => (app.stdout += d));
-  child.stderr.setEncoding('utf8').prependListener('data', (d: string) => (app.stderr += d));
+  // Registered before any waitFor(), so that waitFor() sees each chunk already appended. With on(),
+  // not prependListener(): only on() puts a stream in flowing mode, and a stream nobody reads fills
+  // its pipe until the child blocks writing to it (a coordinator logging at info, say).
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (app.stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (app.stderr += d));
   return app;
 }
 
