@@ -124,13 +124,23 @@ export class Coordinator implements FarmHost {
 
   // --- FarmHost ------------------------------------------------------------------------------
 
+  /**
+   * Sends what the farm queued, once the current turn of the event loop is over: by then the
+   * application has usually answered the messages that came in (collected results, handed out the
+   * next tasks), so a worker's acknowledgement and its next task leave as one ZeroMQ message.
+   */
   flush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => {
+    setImmediate(() => {
       this.#flushScheduled = false;
-      const out = this.farm.outbox.splice(0);
-      for (const [peer, env] of out) this.#transport.send(Buffer.from(peer, 'latin1'), encode(env));
+      const byPeer = new Map<PeerId, Buffer[]>();
+      for (const [peer, env] of this.farm.outbox.splice(0)) {
+        const frames = byPeer.get(peer);
+        if (frames) frames.push(...encode(env));
+        else byPeer.set(peer, encode(env));
+      }
+      for (const [peer, frames] of byPeer) this.#transport.send(Buffer.from(peer, 'latin1'), frames);
     });
   }
 

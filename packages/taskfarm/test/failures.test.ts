@@ -55,9 +55,12 @@ t.test('SIGTERM to a busy worker: it finishes its task and says bye; nothing is 
   const coordinator = startApp('steady', { TASKFARM_BIND: 'tcp://127.0.0.1:*', TASKS: '40', TASKFARM_LOG_LEVEL: 'info' });
   const [, endpoint] = await coordinator.waitFor(/^endpoint (\S+)$/m);
   const env = { TASKFARM_CONNECT: endpoint!, TASKFARM_ROLE: 'worker' };
-  const stopping = startApp('steady', { ...env, SLEEP_MS: '300', ANNOUNCE: '1' });
-  await stopping.waitFor(/^start \d+$/m);
+  // Its first task blocks until SIGUSR2, so it is surely busy when SIGTERM comes.
+  const stopping = startApp('steady', { ...env, BLOCK: '1', ANNOUNCE: '1', TASKFARM_LOG_LEVEL: 'info' });
+  await stopping.waitFor(/^blocked \d+$/m);
   stopping.child.kill('SIGTERM');
+  await stopping.waitFor(/stopping after the current task/, 'stderr');
+  stopping.child.kill('SIGUSR2');
   const rest = startApp('steady', env);
   t.same(await stopping.exited, { code: 0, signal: null }, 'the stopped worker exits cleanly');
   await coordinator.exited;
