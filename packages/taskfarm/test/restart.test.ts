@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { FileJournal } from '@taskfarm/coordinator';
 import { startApp } from './processes.ts';
 
 /** A port free right now: the restarted coordinator must bind the address its workers dial. */
@@ -50,4 +51,21 @@ t.test('SIGKILL the coordinator mid-job, restart it with its journal: everything
   const ranTwice = [...runs].filter(([, n]) => n > 1).map(([id]) => id);
   t.ok(ranTwice.length <= workers.length, `only tasks in flight at the crash ran again: ${ranTwice}`);
   t.equal(runs.size, TASKS, 'every task ran');
+});
+
+t.test('SIGTERM to the coordinator terminates its workers and flushes the journal', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'taskfarm-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const journal = join(dir, 'job.journal');
+  const coordinator = startApp('steady', { TASKFARM_BIND: 'tcp://127.0.0.1:*', TASKFARM_JOURNAL: journal, TASKS: '100000', TASKFARM_LOG_LEVEL: 'info' });
+  const [, endpoint] = await coordinator.waitFor(/^endpoint (\S+)$/m);
+  const workers = [0, 1].map(() => startApp('steady', { TASKFARM_CONNECT: endpoint!, TASKFARM_ROLE: 'worker' }));
+  await coordinator.waitFor(/^progress 200$/m);
+  coordinator.child.kill('SIGTERM');
+  t.match(await coordinator.exited, { code: 143 }, 'the coordinator exits as for SIGTERM');
+  for (const w of workers) t.same(await w.exited, { code: 0, signal: null }, 'each worker was terminated and left cleanly');
+  t.match(coordinator.stderr, /signal received: terminating workers and closing/);
+  const reopened = new FileJournal(journal);
+  t.ok(reopened.recovered.completed >= 200 && reopened.recovered.tornBytes === 0, `the journal holds ${reopened.recovered.completed} whole outcomes`);
+  reopened.close();
 });
