@@ -11,7 +11,7 @@
  *   taskfarm run -n 1 --bind tcp://0.0.0.0:5555 --metrics-port 9464 deploy/app/job.ts
  *   taskfarm worker --connect tcp://COORDINATOR:5555 deploy/app/job.ts     # each worker
  *
- * Environment (rank 0): JOB_WORKERS (default 1), JOB_TASKS (200), JOB_TASK_MS (mean task time, 100),
+ * Environment (rank 0): JOB_WORKERS (default 1), JOB_TASKS (100), JOB_TASK_MS (mean task time, 50),
  * JOB_RESOURCES (resources tasks need, for affinity; 4), JOB_LINGER_S (0), and the coordinator's
  * TASKFARM_* options (TASKFARM_METRICS_PORT, TASKFARM_WORKER_WAIT_MS, ...).
  */
@@ -53,8 +53,8 @@ function envNumber(name: string, fallback: number): number {
 
 async function coordinate(): Promise<number> {
   const workers = envNumber('JOB_WORKERS', 1);
-  const tasks = envNumber('JOB_TASKS', 200);
-  const taskMs = envNumber('JOB_TASK_MS', 100);
+  const tasks = envNumber('JOB_TASKS', 100);
+  const taskMs = envNumber('JOB_TASK_MS', 50);
   const resources = Math.max(1, envNumber('JOB_RESOURCES', 4));
   const linger = process.env.JOB_LINGER_S === 'forever' ? Infinity : envNumber('JOB_LINGER_S', 0);
 
