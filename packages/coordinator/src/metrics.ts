@@ -25,6 +25,8 @@ export const DEFAULT_TASK_TYPE = 'default';
 
 const WORKER_STATES: readonly WorkerState[] = ['joining', 'idle', 'busy', 'terminating'];
 const DISPATCH_KINDS: readonly DispatchKind[] = ['same', 'none', 'unheld', 'shared', 'direct'];
+/** Why the ZAP handler refuses a connection (observer `authFailed`); other reasons get series as they occur. */
+const AUTH_FAILURE_REASONS = ['unknown-key', 'mechanism-mismatch', 'curve-cryptographic', 'handshake-protocol'];
 
 export function taskTypeLabel(type: Key | null): string {
   return type === null ? DEFAULT_TASK_TYPE : String(type);
@@ -174,6 +176,7 @@ export class FarmMetrics {
     // Series that exist from the start, so that rate() and absent() work before the first event.
     for (const affinity of DISPATCH_KINDS) this.#c.dispatches.inc({ affinity }, 0);
     for (const reason of ['disconnected', 'unreachable', 'silent']) this.#c.lost.inc({ reason }, 0);
+    for (const reason of AUTH_FAILURE_REASONS) this.#c.authFailures.inc({ reason }, 0);
     this.#c.joined.inc(0);
     this.#c.left.inc(0);
 
@@ -533,6 +536,10 @@ class MetricsObserver implements CoordinatorObserver {
   }
   moved(_rank: number, from: Key | null, to: Key | null, how: 'lent' | 'borrowed'): void {
     this.m.record({ kind: 'moved', from, to, how });
+  }
+  /** A connection refused by authentication (CURVE/ZAP), by reason. */
+  authFailed(reason: string): void {
+    this.m.authFailure(reason);
   }
 }
 

@@ -140,6 +140,7 @@ t.test('queue depth, totals and dispatch kinds per task type', async (t) => {
   s.o().rejected('peer', 'ERANKTAKEN', 'taken');
   s.o().dropped('peer', 'stale-result', 'late');
   s.metrics.authFailure('unknown-key');
+  (s.o() as unknown as { authFailed(reason: string, address: string, detail: string): void }).authFailed('mechanism-mismatch', '10.0.0.1', 'plaintext');
   m = await samples(s.metrics);
   t.equal(m.get('taskfarm_tasks_queued{task_type="a"}'), 3, 'a direct dispatch takes nothing from the queue');
   t.equal(m.get('taskfarm_tasks_queued{task_type="default"}'), 3, 'a retry waits in its queue again');
@@ -156,6 +157,8 @@ t.test('queue depth, totals and dispatch kinds per task type', async (t) => {
   t.equal(m.get('taskfarm_registrations_rejected_total{code="ERANKTAKEN"}'), 1);
   t.equal(m.get('taskfarm_messages_dropped_total{reason="stale-result"}'), 1);
   t.equal(m.get('taskfarm_auth_failures_total{reason="unknown-key"}'), 1);
+  t.equal(m.get('taskfarm_auth_failures_total{reason="mechanism-mismatch"}'), 1, 'the observer\'s authFailed event counts');
+  t.equal(m.get('taskfarm_auth_failures_total{reason="handshake-protocol"}'), 0, 'known reasons exist from the start');
   t.equal(m.get('taskfarm_workers_joined_total'), 2);
 
   const status = s.metrics.snapshot('tcp://x:1');
