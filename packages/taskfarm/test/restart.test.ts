@@ -60,6 +60,7 @@ t.test('SIGTERM to the coordinator terminates its workers and flushes the journa
   const coordinator = startApp('steady', { TASKFARM_BIND: 'tcp://127.0.0.1:*', TASKFARM_JOURNAL: journal, TASKS: '100000', TASKFARM_LOG_LEVEL: 'info' });
   const [, endpoint] = await coordinator.waitFor(/^endpoint (\S+)$/m);
   const workers = [0, 1].map(() => startApp('steady', { TASKFARM_CONNECT: endpoint!, TASKFARM_ROLE: 'worker' }));
+  await coordinator.waitFor(/worker joined[\s\S]*worker joined/, 'stderr');
   await coordinator.waitFor(/^progress 200$/m);
   coordinator.child.kill('SIGTERM');
   t.match(await coordinator.exited, { code: 143 }, 'the coordinator exits as for SIGTERM');
