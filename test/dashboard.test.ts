@@ -60,7 +60,7 @@ t.test('the dashboard has the panels operators need', async (t) => {
   t.equal(dashboard.uid, 'taskfarm');
   const titles = panels.map((p) => p.title.toLowerCase());
   for (const want of ['utilisation per rank', 'workers busy', 'workers idle', 'queue depth per task type', 'throughput', 'task duration percentiles',
-    'queue wait percentiles', 'failures, retries and requeues', 'affinity hit ratio', 'workers lent and borrowed'])
+    'queue wait percentiles', 'failures, retries, requeues and abandoned tasks', 'affinity hit ratio', 'workers lent and borrowed'])
     t.ok(titles.includes(want), `panel "${want}"`);
   t.ok(exprs.length >= 20, `${exprs.length} expressions`);
   const provisioned = readFileSync(join(ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8');

@@ -53,6 +53,8 @@ export interface TaskTypeStatus {
   failed: number;
   retried: number;
   requeued: number;
+  /** Ended without a result from a worker: cancelled, or given up after too many lost workers. */
+  abandoned: number;
 }
 
 export interface WorkerStatus {
@@ -87,7 +89,8 @@ export interface FarmStatus {
     failed: number;
     retried: number;
     requeued: number;
-    /** Tasks with a final outcome: completed + failed - retried. */
+    abandoned: number;
+    /** Tasks with a final outcome: completed + failed - retried + abandoned. */
     done: number;
   };
 }
@@ -99,6 +102,7 @@ interface TypeCounts {
   failed: number;
   retried: number;
   requeued: number;
+  abandoned: number;
 }
 
 export class FarmMetrics {
@@ -242,9 +246,10 @@ export class FarmMetrics {
       failed: sum('failed'),
       retried: sum('retried'),
       requeued: sum('requeued'),
+      abandoned: sum('abandoned'),
       done: 0,
     };
-    totals.done = Math.max(0, totals.completed + totals.failed - totals.retried);
+    totals.done = Math.max(0, totals.completed + totals.failed - totals.retried + totals.abandoned);
     return {
       coordinator: {
         endpoint,
@@ -271,6 +276,7 @@ export class FarmMetrics {
       // Zero series for a new type, so that its rate()s start at 0 rather than at absent.
       const l = { task_type: label };
       for (const counter of [this.#c.submitted, this.#c.completed, this.#c.failed, this.#c.retried, this.#c.requeued]) counter.inc(l, 0);
+      for (const code of ['ECANCELLED', 'EWORKERLOST']) this.#c.abandoned.inc({ ...l, code }, 0);
     }
     return [label, c];
   }
@@ -322,6 +328,15 @@ export class FarmMetrics {
       t.retried++;
       this.#c.retried.inc(l);
     }
+  }
+
+  /** @internal A task ended without a result from a worker; `queued` when it left its queue. */
+  abandoned(task: Task, code: string, queued: boolean): void {
+    const [label, t] = this.type(task);
+    if (queued && t.queued > 0) t.queued--;
+    this.#requeuedAt.delete(task.id);
+    t.abandoned++;
+    this.#c.abandoned.inc({ task_type: label, code });
   }
 
   /** @internal */
@@ -449,6 +464,12 @@ function createCounters(registers: Registry[]) {
       labelNames: ['task_type'],
       registers,
     }),
+    abandoned: new Counter({
+      name: 'taskfarm_tasks_abandoned_total',
+      help: 'Tasks that ended without a result from a worker, by task type and code: ECANCELLED (cancelled), EWORKERLOST (given up after too many lost workers).',
+      labelNames: ['task_type', 'code'],
+      registers,
+    }),
     requeued: new Counter({
       name: 'taskfarm_tasks_requeued_total',
       help: 'Tasks lost with their worker and put back in their queue, by task type.',
@@ -534,6 +555,9 @@ class MetricsObserver implements CoordinatorObserver {
   retried(task: Task): void {
     this.m.enqueued(task, 'retried', this.farm.now());
   }
+  abandoned(task: Task, code: string, queued: boolean): void {
+    this.m.abandoned(task, code, queued);
+  }
   moved(_rank: number, from: Key | null, to: Key | null, how: 'lent' | 'borrowed'): void {
     this.m.record({ kind: 'moved', from, to, how });
   }
@@ -544,7 +568,7 @@ class MetricsObserver implements CoordinatorObserver {
 }
 
 function newCounts(): TypeCounts {
-  return { queued: 0, submitted: 0, completed: 0, failed: 0, retried: 0, requeued: 0 };
+  return { queued: 0, submitted: 0, completed: 0, failed: 0, retried: 0, requeued: 0, abandoned: 0 };
 }
 
 function round(seconds: number): number {

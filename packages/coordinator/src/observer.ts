@@ -28,12 +28,18 @@ export interface CoordinatorObserver {
   requeued?(task: Task): void;
   /** A task that failed (error `code`) will run again after its backoff (`task.notBefore`). */
   retried?(task: Task, code: string): void;
+  /**
+   * A task ended without a result from a worker: cancelled (`ECANCELLED`; `queued` when it was still
+   * waiting in its queue, or waiting out a retry's backoff) or given up after too many lost workers
+   * (`EWORKERLOST`). The metrics take it out of the queue depth and count it as done.
+   */
+  abandoned?(task: Task, code: 'ECANCELLED' | 'EWORKERLOST', queued: boolean): void;
   /** A MultiWorkQueue moved a ready worker between the Masters of two task types. */
   moved?(rank: number, from: Key | null, to: Key | null, how: 'lent' | 'borrowed'): void;
 }
 
 type Callback = keyof CoordinatorObserver;
-const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'retried', 'moved'];
+const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'retried', 'moved', 'abandoned'];
 
 /** Fans every callback out to the observers added to it. */
 export class ObserverList implements CoordinatorObserver {

@@ -81,7 +81,7 @@ export class ProgressReporter implements CoordinatorObserver {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const t = this.#metrics.snapshot().totals;
-    const m: ProgressMessage = { taskfarm: 'progress', done: t.done, failed: Math.max(0, t.failed - t.retried), total: t.submitted, queued: t.queued, busy: t.busy, idle: t.idle, joining: t.joining };
+    const m: ProgressMessage = { taskfarm: 'progress', done: t.done, failed: Math.max(0, t.failed - t.retried) + t.abandoned, total: t.submitted, queued: t.queued, busy: t.busy, idle: t.idle, joining: t.joining };
     const key = JSON.stringify(m);
     if (key === this.#last) return;
     this.#last = key;

@@ -118,6 +118,7 @@ export class WorkQueue implements Driver {
     const queued = this.#queue.remove(taskId) ?? takeWhere(this.#delayed, (t) => t.id === taskId);
     if (queued) {
       queued.cancelled = true;
+      this.master.host.farm.observer.abandoned?.(queued, 'ECANCELLED', true);
       this.#settle(queued, failure(queued, 'CancelledError', `task ${taskId} was cancelled`, 'ECANCELLED'));
       return true;
     }
@@ -238,6 +239,7 @@ export class WorkQueue implements Driver {
     if (task.losses >= task.policy.maxLosses) {
       this.counts.lostForGood++;
       const msg = `task ${task.id} was in flight on ${task.losses} workers that were lost; not trying again`;
+      this.master.host.farm.observer.abandoned?.(task, 'EWORKERLOST', false);
       this.#settle(task, failure(task, 'WorkerLostError', msg, 'EWORKERLOST'));
       return;
     }

@@ -6,7 +6,10 @@
 import t from 'tap';
 import type { Key } from '@taskfarm/protocol';
 import type { Farm, Task, WorkerRecord, WorkerState } from '../src/farm.ts';
+import { Coordinator } from '../src/coordinator.ts';
+import { Master } from '../src/master.ts';
 import { DURATION_BUCKETS, FarmMetrics } from '../src/metrics.ts';
+import { WorkQueue } from '../src/work-queue.ts';
 import type { CoordinatorObserver } from '../src/observer.ts';
 
 /** Just what FarmMetrics reads of a Farm: its workers and its clock. */
@@ -196,4 +199,31 @@ t.test('a second FarmMetrics has a registry of its own', async (t) => {
   a.worker(1);
   t.equal((await samples(a.metrics)).get('taskfarm_workers_joined_total'), 1);
   t.equal((await samples(b.metrics)).get('taskfarm_workers_joined_total'), 0);
+});
+
+t.test('a cancelled task leaves the queue depth and counts as done', async (t) => {
+  const s = setup();
+  const tasks = [s.task('c'), s.task('c'), s.task('c')];
+  for (const task of tasks) s.o().queued(task);
+  s.o().abandoned(tasks[0]!, 'ECANCELLED', true);
+  const w = s.worker(1);
+  s.dispatch(w, tasks[1]!);
+  w.task = null;
+  s.farm.byRank.delete(1);
+  s.o().left(w, 'disconnected', tasks[1]!);
+  s.o().abandoned(tasks[1]!, 'EWORKERLOST', false);
+  const m = await samples(s.metrics);
+  t.equal(m.get('taskfarm_tasks_queued{task_type="c"}'), 1);
+  t.equal(m.get('taskfarm_tasks_abandoned_total{task_type="c",code="ECANCELLED"}'), 1);
+  t.equal(m.get('taskfarm_tasks_abandoned_total{task_type="c",code="EWORKERLOST"}'), 1);
+  t.match(s.metrics.snapshot().totals, { queued: 1, abandoned: 2, done: 2, submitted: 3 });
+
+  // The real queue says so when a queued task is cancelled.
+  const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'silent' });
+  t.teardown(() => coordinator.close());
+  const queue = new WorkQueue(new Master([5], { coordinator, taskType: 'q' }));
+  const ids = [1, 2, 3].map((n) => queue.addWork(n));
+  t.ok(queue.cancel(ids[1]!));
+  const q = coordinator.operations.metrics.snapshot().taskTypes.find((x) => x.taskType === 'q');
+  t.match(q, { queued: 2, abandoned: 1, submitted: 3 });
 });

@@ -69,7 +69,8 @@ export function formatStatus(s: FarmStatus): string {
   const lines = [
     `coordinator ${c.endpoint ?? '(not bound)'} on ${c.host} (pid ${c.pid}), up ${duration(c.uptimeSeconds)}`,
     `workers: ${t.workers} (${t.busy} busy, ${t.idle} idle, ${t.joining} joining, ${t.terminating} terminating); lost so far: ${t.lost}`,
-    `tasks: ${t.submitted} submitted, ${t.done} done (${t.completed} completed, ${Math.max(0, t.failed - t.retried)} failed), ` +
+    `tasks: ${t.submitted} submitted, ${t.done} done (${t.completed} completed, ${Math.max(0, t.failed - t.retried)} failed` +
+      `${t.abandoned ? `, ${t.abandoned} abandoned` : ''}), ` +
       `${t.inFlight} in flight, ${t.queued} queued; ${t.retried} retried, ${t.requeued} requeued`,
     '',
   ];

@@ -65,8 +65,8 @@ t.test('status URLs and the status table', async (t) => {
       { rank: 1, host: 'w1', pid: 11, state: 'busy', task: { id: 42, type: 'render', attempt: 2, resource: 'r1', runningSeconds: 3.5 }, busySeconds: 90, connectedSeconds: 120 },
       { rank: 12, host: 'w2.example', pid: 1234, state: 'idle', task: null, busySeconds: 0, connectedSeconds: 0 },
     ],
-    taskTypes: [{ taskType: 'render', queued: 3, inFlight: 1, submitted: 10, completed: 5, failed: 2, retried: 1, requeued: 1 }],
-    totals: { workers: 2, joining: 0, idle: 1, busy: 1, terminating: 0, lost: 1, queued: 3, inFlight: 1, submitted: 10, completed: 5, failed: 2, retried: 1, requeued: 1, done: 6 },
+    taskTypes: [{ taskType: 'render', queued: 3, inFlight: 1, submitted: 10, completed: 5, failed: 2, retried: 1, requeued: 1, abandoned: 0 }],
+    totals: { workers: 2, joining: 0, idle: 1, busy: 1, terminating: 0, lost: 1, queued: 3, inFlight: 1, submitted: 10, completed: 5, failed: 2, retried: 1, requeued: 1, abandoned: 0, done: 6 },
   };
   t.equal(
     formatStatus(status),
