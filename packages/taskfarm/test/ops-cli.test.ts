@@ -45,7 +45,8 @@ t.test('run and worker take the operations options; bad values are usage errors'
 });
 
 t.test('the launcher passes the options on as environment: metrics to rank 0, the log level to all', async (t) => {
-  const { code, stdout } = await run(['run', '-n', '2', '--metrics-port', '0', '--metrics-host', '::1', '--log-level', 'debug', 'ops-env.mjs'], {});
+  // --grace: rank 0 exits at once; however slowly the worker starts, it must get to print.
+  const { code, stdout } = await run(['run', '-n', '2', '--grace', '60', '--metrics-port', '0', '--metrics-host', '::1', '--log-level', 'debug', 'ops-env.mjs'], {});
   t.equal(code, 0);
   t.match(stdout, /^\[0\] rank=0 log=debug metricsPort=0 metricsHost=::1 progress=undefined$/m, 'no progress line on pipes');
   t.match(stdout, /^\[1\] rank=1 log=debug metricsPort=undefined metricsHost=undefined progress=undefined$/m);
