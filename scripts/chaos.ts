@@ -19,12 +19,13 @@
  *
  * A script, not a test: it uses time to decide when to break things, never to decide what happened.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { FileJournal } from '../packages/coordinator/src/journal.ts';
 import { DEFAULTS as COORDINATOR_DEFAULTS } from '../packages/coordinator/src/options.ts';
 import { netnsUnavailable, twoHosts, type TwoHosts } from '../packages/taskfarm/test/fixtures/netns.ts';
 import { prng, startApp, type App } from '../packages/taskfarm/test/processes.ts';
@@ -100,7 +101,10 @@ let journalDir: string | null = null;
 if (RESTARTS === 0) say('coordinator restart: off (--restarts 0)');
 else if (!hasJournal) {
   say('TODO coordinator restart: SKIPPED: this coordinator has no `journal` option yet (packages/coordinator/src/options.ts); a restart without one loses the job');
-} else journalDir = mkdtempSync(join(tmpdir(), 'taskfarm-chaos-'));
+} else {
+  const dir = (journalDir = mkdtempSync(join(tmpdir(), 'taskfarm-chaos-')));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
 
 /** A port free right now (loopback), or any port inside namespace A, which is ours alone. */
 async function pickPort(): Promise<number> {
@@ -192,7 +196,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 // --- the run ------------------------------------------------------------------------------------
 
 coordinator = startCoordinator();
-await coordinator.waitFor(/^endpoint /m);
+try {
+  await coordinator.waitFor(/^endpoint /m);
+} catch (err) {
+  console.error(`chaos: the coordinator did not start: ${(err as Error).message}`);
+  await cleanup();
+  process.exit(1);
+}
 for (let i = 0; i < WORKERS - (net ? 1 : 0); i++) startWorker();
 if (net) {
   // Slow tasks (20 ms each) keep it busy, so the cut most likely finds a task in flight there, whose
@@ -291,7 +301,11 @@ async function restarter(): Promise<void> {
 
 const progress = setInterval(() => say(`${deliveries}/${TASKS} delivered, ${kills} kills, ${workers.filter(alive).length + (partitioned && alive(partitioned) ? 1 : 0)} workers`), 2000);
 const partitionDone = partition();
-const chaos = Promise.all([killer(), partitionDone, restarter()]);
+const chaos = Promise.all([killer(), partitionDone, restarter()]).catch((err: Error) => {
+  // A step that could not be carried out (a restarted coordinator that did not start, say) ends the run.
+  notes.push(`chaos: ${err.message}`);
+  endJob({ code: null, signal: null });
+});
 
 // The job ends when a coordinator finishes it (or dies unasked), or at the deadline.
 const exit = await Promise.race([jobEnded, sleep(DURATION_MS).then(() => null)]);
@@ -302,7 +316,21 @@ if (exit === null) say(`gave up: the job did not finish within ${DURATION_MS / 1
 await chaos;
 if (flags.logs) {
   mkdirSync(flags.logs, { recursive: true });
-  if (journalDir) copyFileSync(join(journalDir, 'job.journal'), join(flags.logs, 'job.journal'));
+  if (journalDir && existsSync(join(journalDir, 'job.journal'))) copyFileSync(join(journalDir, 'job.journal'), join(flags.logs, 'job.journal'));
+}
+/** What the journal says of each result the application never printed (read from a copy: opening truncates a torn tail). */
+const journalSays = new Map<string, number[]>();
+if (journalDir && existsSync(join(journalDir, 'job.journal'))) {
+  const copy = join(journalDir, 'inspect.journal');
+  copyFileSync(join(journalDir, 'job.journal'), copy);
+  const journal = new FileJournal(copy);
+  for (const [n, c] of received.entries()) {
+    if (c > 0) continue;
+    const known = journal.lookup('default', n);
+    const what = known === undefined ? 'unknown to the journal' : known === 'delivered' ? 'marked delivered' : 'completed, not delivered';
+    journalSays.set(what, [...(journalSays.get(what) ?? []), n]);
+  }
+  journal.close();
 }
 await cleanup();
 if (flags.logs) {
@@ -344,6 +372,9 @@ if (exit === null || exit.code !== 0) console.log(`\nthe job did not finish: las
 const missing = [...received.keys()].filter((n) => received[n] === 0);
 const twice = [...received.keys()].filter((n) => received[n]! > 1);
 if (missing.length) console.log(`\nnever delivered: ${missing.slice(0, 20).join(' ')}${missing.length > 20 ? ' ...' : ''}`);
+for (const [what, keys] of journalSays) {
+  console.log(`  ${keys.length} of them ${what} in the journal${what === 'marked delivered' ? ' (handed to the application by a coordinator killed before the application printed them)' : ''}`);
+}
 if (twice.length) console.log(`\ndelivered more than once: ${twice.slice(0, 20).join(' ')}${twice.length > 20 ? ' ...' : ''}`);
 for (const n of notes) console.log(`\n${n}`);
 if (!ok) console.log(`\nFAILED (replay with --seed ${SEED})\n--- last coordinator's stderr (tail) ---\n${coordinator.stderr.split('\n').slice(-30).join('\n')}`);
