@@ -60,6 +60,8 @@ export class WorkQueue implements Driver {
   #results: TaskResult[] = [];
   readonly #waiters = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   #pumping = false;
+  /** Keys of results handed to the application, journaled as delivered when it comes back for more. */
+  readonly #handedOut: Key[] = [];
   /** addWork() calls so far: the default task key. */
   #ordinal = 0;
 
@@ -142,18 +144,22 @@ export class WorkQueue implements Driver {
     return this.takeResults().map((r) => (r.ok ? r.value : r.error));
   }
 
-  /** Like getCompletedWork(), with each task's id and resource. */
+  /**
+   * Like getCompletedWork(), with each task's id and resource. With a journal, the batch counts as
+   * delivered once the application comes back for more (the next takeResults(), changed() or
+   * done()), so a batch in its hands when the coordinator dies is delivered again after the restart
+   * rather than lost.
+   */
   takeResults(): TaskResult[] {
-    this.#collect();
-    const out = this.#results;
-    this.#results = [];
-    const journal = this.master.host.journal;
-    if (journal) for (const r of out) journal.delivered(this.name, r.key);
+    this.#confirmDelivered();
+    const out = this.#take();
+    if (this.master.host.journal) for (const r of out) this.#handedOut.push(r.key);
     return out;
   }
 
   /** No queued work, nothing running, nothing left to collect. */
   done(): boolean {
+    this.#confirmDelivered();
     return this.#queue.length === 0 && this.#delayed.length === 0 && this.#results.length === 0 && this.master.done();
   }
 
@@ -173,6 +179,7 @@ export class WorkQueue implements Driver {
    * nothing left to wait for (done()), so a loop that calls it last never hangs on its final round.
    */
   changed(options: WaitOptions = {}): Promise<boolean> {
+    this.#confirmDelivered();
     if (this.done() || this.#results.length > 0) return Promise.resolve(true);
     const due = this.#delayed[0]?.notBefore;
     if (due === undefined) return this.master.changed(options);
@@ -217,7 +224,16 @@ export class WorkQueue implements Driver {
   async *results(options?: WaitOptions): AsyncGenerator<TaskResult, void, undefined> {
     for (;;) {
       this.driver.doWork();
-      yield* this.takeResults();
+      this.#confirmDelivered();
+      for (const r of this.#take()) {
+        // Delivered once the consumer asks for the next one (or stops): a result it was handling
+        // when the coordinator died comes again after the restart instead of being lost.
+        try {
+          yield r;
+        } finally {
+          this.master.host.journal?.delivered(this.name, r.key);
+        }
+      }
       if (this.done()) return;
       await this.driver.changed(options);
     }
@@ -271,7 +287,23 @@ export class WorkQueue implements Driver {
     return true;
   }
 
+  #take(): TaskResult[] {
+    this.#collect();
+    const out = this.#results;
+    this.#results = [];
+    return out;
+  }
+
+  /** Journals as delivered the results handed out before the application came back to the queue. */
+  #confirmDelivered(): void {
+    if (this.#handedOut.length === 0) return;
+    const journal = this.master.host.journal!;
+    for (const key of this.#handedOut) journal.delivered(this.name, key);
+    this.#handedOut.length = 0;
+  }
+
   #collect(): void {
+    this.#confirmDelivered();
     if (!this.master.overridesGetData) {
       for (const c of this.master.takeCompleted()) this.#settle(c.task, valueOf(c), c.outcome);
       return;
@@ -299,7 +331,8 @@ export class WorkQueue implements Driver {
       return;
     }
     this.#waiters.delete(r.id);
-    this.master.host.journal?.delivered(this.name, r.key);
+    // Confirmed at the next collection, after the awaiting code has run.
+    if (this.master.host.journal) this.#handedOut.push(r.key);
     if (r.ok) waiter.resolve(r.value);
     else waiter.reject(r.error);
   }

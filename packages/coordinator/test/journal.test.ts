@@ -27,6 +27,7 @@ t.test('a restarted job skips what was delivered, delivers what had completed, r
   first.queue.doWork();
   first.host.complete('p1', 'r0');
   t.same(first.queue.getCompletedWork(), ['r0'], 'task 0 delivered');
+  first.queue.done(); // the application comes back to the queue: task 0 counts as delivered
   first.queue.doWork();
   const w = first.host.workOf('p1');
   first.host.deliver('p1', { t: 'error', id: w.id, attempt: 1, error: { name: 'Error', message: 'bad', code: 'EBAD' } });
@@ -65,4 +66,18 @@ t.test('a completed but untaken result is delivered after the restart without ru
   t.ok(queue.done());
   host.journal!.close();
   t.equal(new FileJournal(path).recovered.completed, 3, 'records appended after the torn tail are whole');
+});
+
+t.test('a batch still in the application’s hands when the coordinator dies is delivered again', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'taskfarm-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'j');
+  const first = jobOn(path);
+  first.queue.doWork();
+  first.host.complete('p1', 'r0');
+  t.same(first.queue.getCompletedWork(), ['r0']);
+  // Crash before the application came back for more.
+  const second = jobOn(path);
+  t.same(second.queue.getCompletedWork(), ['r0'], 'r0 comes again, from the journal, without running');
+  second.host.journal!.close();
 });
