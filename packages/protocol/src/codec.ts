@@ -10,7 +10,15 @@ import {
 import { PayloadError, ProtocolError } from './errors.ts';
 
 // Plain msgpack maps (no msgpackr records) so that any msgpack library can read our frames.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// msgpackr would write a function as `undefined` without a word; reaching one here means the payload
+// checks below missed it (a toJSON() that returns one, say): refuse rather than lose data silently.
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  writeFunction: () => {
+    throw new PayloadError('payload contains a function: msgpack carries data, not code');
+  },
+});
 
 /** A frame as zeromq.js hands it to us or takes it from us. */
 export type Frame = Buffer;
@@ -23,19 +31,119 @@ const WITH_PAYLOAD = new Set(['work', 'result']);
 const MAX_SHORT_STRING = 1024;
 const MAX_LONG_STRING = 64 * 1024;
 
+/**
+ * The largest header frame a receiver parses. The biggest legitimate header, an `error` with every
+ * string at its limit, is under 400 KiB even in 3-byte UTF-8; a peer that sends more is refused
+ * (ETOOBIG) before msgpack is parsed, so a small message cannot make us build a huge object graph.
+ */
+export const MAX_HEADER_BYTES = 1024 * 1024;
+
+/**
+ * The most frames one message may have. The reference peers send at most three (result, payload,
+ * ready); without a bound, one message of many tiny envelopes would make the receiver do (and
+ * answer) a great deal of work.
+ */
+export const MAX_MESSAGE_FRAMES = 64;
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
 /**
  * Encodes a payload once, when work or a result is created, so that an unencodable value is
- * reported to whoever produced it and the bytes are forwarded untouched afterwards.
+ * reported to whoever produced it and the bytes are forwarded untouched afterwards. A value that
+ * would not arrive as it was given (a function, a Symbol, a Promise, a cycle, a BigInt beyond 64
+ * bits, a Map with keys msgpack maps cannot carry; PROTOCOL.md §8 lists them) is a PayloadError
+ * here, naming where in the value it sits. Numbers, strings and byte buffers skip every check.
  */
 export function encodePayload(value: unknown): Frame {
+  const type = typeof value;
+  if (type === 'object' ? value !== null : type === 'function' || type === 'symbol' || type === 'bigint') checkPayload(value);
   try {
     return packr.pack(value);
   } catch (err) {
+    if (err instanceof PayloadError) throw err;
     throw new PayloadError(`payload cannot be encoded as msgpack: ${(err as Error).message}`);
   }
+}
+
+/** Nesting deeper than this is refused (msgpack readers recurse; so do we). */
+const MAX_PAYLOAD_DEPTH = 512;
+const MIN_INT64 = -(2n ** 63n);
+const MAX_UINT64 = 2n ** 64n - 1n;
+
+/** Walks a payload the way msgpackr will write it, refusing what would not survive the trip. */
+function checkPayload(root: unknown): void {
+  const path: Array<string | number> = [];
+  const open = new Set<object>();
+  const fail = (what: string): never => {
+    throw new PayloadError(`payload cannot be sent as msgpack: ${pathText(path)} ${what}`);
+  };
+  const visit = (v: unknown): void => {
+    switch (typeof v) {
+      case 'object':
+        if (v !== null) visitObject(v);
+        return;
+      case 'function':
+        return fail('is a function: msgpack carries data, not code');
+      case 'symbol':
+        return fail('is a Symbol');
+      case 'bigint':
+        if (v < MIN_INT64 || v > MAX_UINT64) fail('is a BigInt outside the 64-bit range (-2^63 to 2^64-1)');
+        return;
+      default:
+        return; // number, string, boolean, undefined
+    }
+  };
+  const child = (key: string | number, v: unknown): void => {
+    const t = typeof v;
+    if (t === 'object' ? v === null : t !== 'function' && t !== 'symbol' && t !== 'bigint') return;
+    path.push(key);
+    visit(v);
+    path.pop();
+  };
+  const visitObject = (o: object): void => {
+    if (ArrayBuffer.isView(o) || o instanceof ArrayBuffer || o instanceof Date) return;
+    if (open.has(o)) fail('refers to an object that contains it (a cycle)');
+    if (open.size >= MAX_PAYLOAD_DEPTH) fail(`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
+    open.add(o);
+    const proto: unknown = Object.getPrototypeOf(o);
+    if (Array.isArray(o)) {
+      for (let i = 0; i < o.length; i++) child(i, o[i]);
+    } else if (proto === Object.prototype || proto === null) {
+      for (const key of Object.keys(o)) child(key, (o as Record<string, unknown>)[key]);
+    } else if (o instanceof Map) {
+      for (const [key, v] of o) {
+        if (typeof key !== 'string' && typeof key !== 'number') fail(`is a Map with a key of type ${typeof key}: msgpack maps here have string or number keys`);
+        child(key as string | number, v);
+      }
+    } else if (o instanceof Set) {
+      let i = 0;
+      for (const v of o) child(i++, v);
+    } else if (typeof (o as { toJSON?: unknown }).toJSON === 'function') {
+      // msgpackr sends what toJSON() returns (a decimal type's string, say).
+    } else if (o instanceof Promise) {
+      fail('is a Promise: await it first');
+    } else if (o instanceof WeakMap || o instanceof WeakSet || o instanceof WeakRef) {
+      fail(`is a ${o.constructor.name}, whose contents cannot be read`);
+    } else if (o instanceof Error) {
+      fail('is an Error, which msgpack turns into an array: throw it from doWork() to fail the task, or send {name, message}');
+    } else if (o instanceof RegExp) {
+      fail('is a RegExp, which msgpack turns into an array: send its source');
+    } else if (o instanceof Number || o instanceof String || o instanceof Boolean) {
+      fail('is a boxed primitive (new Number/String/Boolean): send the primitive');
+    } else {
+      // A class instance travels as a plain object of its own enumerable properties.
+      for (const key of Object.keys(o)) child(key, (o as Record<string, unknown>)[key]);
+    }
+    open.delete(o);
+  };
+  visit(root);
+}
+
+function pathText(path: ReadonlyArray<string | number>): string {
+  const step = (k: string | number) => (typeof k === 'number' ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k)}]`);
+  const shown = path.length > 12 ? [...path.slice(0, 6).map(step), '…', ...path.slice(-4).map(step)] : path.map(step);
+  return `the value${shown.join('')}`;
 }
 
 /** Decodes a payload frame; a frame that is not msgpack is the sender's fault: ProtocolError. */
@@ -112,11 +220,13 @@ export function decodeFromCoordinator(frames: readonly Frame[], options?: Decode
 
 function decodeMessage(frames: readonly Frame[], allowed: ReadonlySet<string>, options?: DecodeOptions): Envelope[] {
   if (frames.length === 0) throw new ProtocolError('EFRAMES', 'empty message');
+  if (frames.length > MAX_MESSAGE_FRAMES) throw new ProtocolError('EFRAMES', `message has ${frames.length} frames, more than ${MAX_MESSAGE_FRAMES}`);
   const max = options?.maxFrameBytes ?? Infinity;
+  const maxHeader = Math.min(max, MAX_HEADER_BYTES);
   const out: Envelope[] = [];
   for (let i = 0; i < frames.length; i++) {
     const header = frames[i]!;
-    if (header.length > max) throw new ProtocolError('ETOOBIG', `frame ${i} has ${header.length} bytes, more than ${max}`);
+    if (header.length > maxHeader) throw new ProtocolError('ETOOBIG', `frame ${i} has ${header.length} bytes, more than ${maxHeader}${maxHeader < max ? ' (a header)' : ''}`);
     const env = decodeHeader(header, allowed);
     if (WITH_PAYLOAD.has(env.t)) {
       const payload = frames[++i];
@@ -141,11 +251,11 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
   }
   const m = raw as Record<string, unknown>;
   if (m.v !== PROTOCOL_VERSION) {
-    throw new ProtocolError('EVERSION', `protocol version ${describe(m.v)} is not ${PROTOCOL_VERSION}`, { peerVersion: m.v });
+    throw new ProtocolError('EVERSION', `protocol version ${describeValue(m.v)} is not ${PROTOCOL_VERSION}`, { peerVersion: m.v });
   }
   const t = m.t;
   if (typeof t !== 'string' || !allowed.has(t)) {
-    throw new ProtocolError('ETYPE', `message type ${describe(t)} is not one this side accepts`);
+    throw new ProtocolError('ETYPE', `message type ${describeValue(t)} is not one this side accepts`);
   }
   switch (t) {
     case 'register':
@@ -206,7 +316,7 @@ type Check<T> = (v: unknown) => v is T;
 
 function field<T>(m: Record<string, unknown>, name: string, check: Check<T>, prefix = ''): T {
   const v = m[name];
-  if (!check(v)) throw new ProtocolError('EFIELD', `field '${prefix}${name}' is ${v === undefined ? 'missing' : `invalid (${describe(v)})`}`);
+  if (!check(v)) throw new ProtocolError('EFIELD', `field '${prefix}${name}' is ${v === undefined ? 'missing' : `invalid (${describeValue(v)})`}`);
   return v;
 }
 
@@ -231,7 +341,8 @@ const isMap = (v: unknown): v is Record<string, unknown> => {
   return proto === Object.prototype || proto === null;
 };
 
-function describe(v: unknown): string {
+/** A short, safe description of any decoded value for messages and logs (never calls its methods). */
+export function describeValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
   if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean') return String(v);
   return Array.isArray(v) ? 'an array' : typeof v;

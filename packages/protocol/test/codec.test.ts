@@ -10,6 +10,8 @@ import {
   decodePayload,
   encode,
   encodePayload,
+  MAX_HEADER_BYTES,
+  MAX_MESSAGE_FRAMES,
   PayloadError,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -686,6 +688,75 @@ t.test('encodePayload throws PayloadError for what msgpack cannot carry', (tt) =
   // The largest 64-bit integers still fit.
   tt.equal(decodePayload(encodePayload(2n ** 64n - 1n)), 2n ** 64n - 1n, '2^64 - 1 fits');
   tt.equal(decodePayload(encodePayload(-(2n ** 63n))), -(2n ** 63n), '-2^63 fits');
+  tt.end();
+});
+
+t.test('the payload contract (PROTOCOL.md §8): what survives the trip, and how', (tt) => {
+  const trip = (v: unknown) => decodePayload(encodePayload(v));
+  tt.same(trip({ a: [1, 'two', { b: null }], c: true }), { a: [1, 'two', { b: null }], c: true }, 'objects, arrays, strings, numbers, booleans, null');
+  tt.equal(trip('añ ✓ 😀'), 'añ ✓ 😀', 'strings in any script');
+  tt.equal(trip('a\ud800b'), 'a\ufffdb', 'a lone surrogate becomes U+FFFD (UTF-8 cannot carry it)');
+  tt.ok(Number.isNaN(trip(NaN)), 'NaN');
+  tt.equal(trip(Infinity), Infinity, 'Infinity');
+  tt.ok(Object.is(trip(-0), 0), '-0 arrives as 0');
+  tt.equal(trip(2 ** 53 - 1), 2 ** 53 - 1, 'integers up to 2^53');
+  tt.equal(trip(5n), 5n, 'a BigInt in 64 bits comes back a BigInt, however small');
+  tt.equal(trip(undefined), undefined, 'undefined');
+  tt.same(trip({ u: undefined }), { u: undefined }, 'undefined inside a map');
+  tt.same(trip([1, , 3]), [1, undefined, 3], 'the hole of a sparse array becomes undefined');
+  const date = new Date(1_700_000_000_123);
+  tt.same(trip(date), date, 'a Date');
+  tt.ok(bytes(trip(Buffer.from([1, 2])) as Uint8Array).equals(Buffer.from([1, 2])), 'a Buffer arrives as bytes');
+  tt.ok(bytes(trip(new Float64Array([1.5])) as Uint8Array).equals(Buffer.from(new Float64Array([1.5]).buffer)), 'other typed arrays arrive as their raw bytes');
+  tt.ok(bytes(trip(new Uint8Array([9]).buffer) as Uint8Array).equals(Buffer.from([9])), 'an ArrayBuffer arrives as bytes');
+  tt.same(trip(new Map<unknown, unknown>([[1, 'a'], ['b', 2]])), { 1: 'a', b: 2 }, 'a Map arrives as a plain object, number keys as strings');
+  tt.same(trip(new Set([1, 'x'])), [1, 'x'], 'a Set arrives as an array');
+  tt.same(trip(new (class P { x = 1; m() {} })()), { x: 1 }, 'a class instance arrives as a plain object of its own properties');
+  tt.equal(trip(new (class D { toJSON() { return 'D!'; } })()), 'D!', 'an object with toJSON() arrives as what toJSON() returns');
+  tt.same(trip(Object.assign(Object.create(null), { a: 1 })), { a: 1 }, 'an object without a prototype arrives as a plain object');
+  tt.same(trip({ [Symbol('s')]: 1, a: 1 }), { a: 1 }, 'properties keyed by a Symbol are left out');
+  tt.same(trip(JSON.parse('{"__proto__": 1, "a": 2}')), { __proto_: 1, a: 2 }, 'a key named __proto__ is renamed __proto_ by the decoder');
+
+  const refused: Array<[string, unknown, RegExp]> = [
+    ['a function', () => 1, /the value is a function/],
+    ['a method', { f() {} }, /the value\.f is a function/],
+    ['a function deep inside', { a: [{ b: new Map([['c', () => 1]]) }] }, /the value\.a\[0\]\.b\.c is a function/],
+    ['a Symbol value', new Set([Symbol('s')]), /the value\[0\] is a Symbol/],
+    ['a Promise', { p: Promise.resolve(1) }, /the value\.p is a Promise: await it first/],
+    ['a WeakMap', new WeakMap(), /WeakMap, whose contents cannot be read/],
+    ['a WeakSet', [new WeakSet()], /WeakSet/],
+    ['an Error', { e: new TypeError('x') }, /is an Error/],
+    ['a RegExp', /x/g, /is a RegExp/],
+    ['a boxed primitive', { n: new Number(1) }, /boxed primitive/],
+    ['a Map with an object key', new Map([[{}, 1]]), /Map with a key of type object/],
+    ['a Map with a boolean key', new Map([[true, 1]]), /Map with a key of type boolean/],
+    ['a BigInt of 2^64', { big: 2n ** 64n }, /BigInt outside the 64-bit range/],
+    ['a key with spaces', { 'a b': () => 1 }, /the value\["a b"\] is a function/],
+  ];
+  const cycle: Record<string, unknown> = { a: 1 };
+  cycle.self = { back: cycle };
+  refused.push(['a cycle', cycle, /the value\.self\.back refers to an object that contains it/]);
+  let deep: unknown[] = [];
+  const root = deep;
+  for (let i = 0; i < 600; i++) deep = (deep[0] = []) as unknown[];
+  refused.push(['nesting 600 deep', root, /the value\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]…\[0\]\[0\]\[0\]\[0\] is nested more than 512 levels deep/]);
+  for (const [name, value, message] of refused) tt.throws(() => encodePayload(value), { name: 'PayloadError', code: 'EPAYLOAD', message }, `${name}: PayloadError naming where`);
+  // The same object twice (not a cycle) is fine.
+  const shared = { s: 1 };
+  tt.same(trip([shared, shared]), [{ s: 1 }, { s: 1 }], 'an object referred to twice is sent twice');
+  tt.end();
+});
+
+t.test('limits on a message: frames per message, header size', (tt) => {
+  const beat = encode({ t: 'heartbeat' })[0]!;
+  tt.equal(decodeFromWorker(Array.from({ length: MAX_MESSAGE_FRAMES }, () => beat)).length, MAX_MESSAGE_FRAMES, `${MAX_MESSAGE_FRAMES} envelopes in one message are fine`);
+  const e = refuses(tt, 'worker', Array.from({ length: MAX_MESSAGE_FRAMES + 1 }, () => beat), 'EFRAMES', 'one frame more');
+  tt.match(e?.message, /more than 64/);
+  refuses(tt, 'coordinator', [Buffer.alloc(MAX_HEADER_BYTES + 1, 0x90)], 'ETOOBIG', 'a header over MAX_HEADER_BYTES, whatever maxFrameBytes says');
+  // A payload frame may be larger than a header: only maxFrameBytes limits it.
+  const big = Buffer.alloc(MAX_HEADER_BYTES + 10);
+  const r = decodeFromWorker([...encode({ t: 'result', id: 1, attempt: 1, payload: big })])[0]!;
+  tt.equal(r.t === 'result' && r.payload.length, big.length, 'a payload over MAX_HEADER_BYTES is accepted');
   tt.end();
 });
 
