@@ -13,7 +13,10 @@ import { Operations } from './operations.ts';
 import { setDefaultHost, type FarmHost, type Master, type Supply, type WaitOptions } from './master.ts';
 import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { RouterTransport } from './transport.ts';
+import { AllowList } from './allow-list.ts';
+import { curveServerSettings, isLocalEndpoint } from './security.ts';
+import { PEER_QUEUE_MESSAGES, RouterTransport } from './transport.ts';
+import type { ZapRequest } from './zap.ts';
 
 interface Waiter {
   resolve(changed: boolean): void;
@@ -33,6 +36,10 @@ export class Coordinator implements FarmHost {
   readonly journal: FileJournal | null;
   /** Metrics (`operations.metrics`), the HTTP server of `metricsPort` (`operations.statusServer`), progress for `taskfarm run`. */
   readonly operations: Operations;
+  /** With CURVE: this coordinator's public key (Z85), for workers' `curveServerKey`; null in plaintext. */
+  readonly curvePublicKey: string | null;
+  /** With CURVE: the worker keys admitted (the allow-list); null in plaintext. */
+  readonly allowList: AllowList | null;
   readonly #transport: RouterTransport;
   readonly #waiters = new Set<Waiter>();
   readonly #listeners = new Set<() => void>();
@@ -48,6 +55,13 @@ export class Coordinator implements FarmHost {
   #everAttached = false;
   #autoClose = false;
   readonly #onSignal = (signal: NodeJS.Signals) => void this.#shutdownOnSignal(signal);
+  readonly #onHangup = () => {
+    try {
+      this.reloadAllowList();
+    } catch {
+      // Reported through allowListLoaded (logged); the keys loaded before stay in force.
+    }
+  };
 
   /** Creates a coordinator and waits until it listens. */
   static async start(options?: CoordinatorOptions): Promise<Coordinator> {
@@ -65,26 +79,37 @@ export class Coordinator implements FarmHost {
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes },
       { firstFreeRank: o.size, observer: this.observers, clock: () => performance.now() },
     );
+    // Keys and the allow-list are read now, so that a bad one fails here rather than at the first worker.
+    const curve = curveServerSettings(o);
+    this.allowList = curve ? new AllowList(curve.allowListPath, curve.allowKeys) : null;
+    this.curvePublicKey = curve?.publicKey ?? null;
     this.journal = o.journal ? this.#openJournal(o.journal) : null;
     this.operations = new Operations(this);
+    this.observers.add({ authFailed: (reason) => this.operations.metrics.authFailure(reason) });
     this.#transport = new RouterTransport(
-      { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes, lingerMs: o.closeGraceMs },
+      {
+        heartbeatMs: o.heartbeatMs,
+        livenessMs: o.livenessMs,
+        maxMessageBytes: o.maxMessageBytes,
+        lingerMs: o.closeGraceMs,
+        curve: curve ? { secretKey: curve.secretKey, authorize: (request) => this.#authorize(request) } : null,
+      },
       {
         message: (peer, frames) => this.#onMessage(peer, frames),
         notify: (peer) => this.#onNotify(peer),
-        // The peer is gone, and its disconnect notification is on its way: that is where its
-        // task is requeued. Acting here too would race a bye still queued behind the failure.
-        sendFailed: (peer, err) => this.log.debug({ peer: peer.toString('hex'), err: err.message }, 'send to a departed peer failed'),
+        sendFailed: (peer, err) => this.#onSendFailed(peer, err),
         receiveFailed: (err) => {
           this.log.error({ err }, 'receive loop failed');
           void this.close();
         },
+        handshakeFailed: (reason, address, detail) => this.observers.authFailed(reason, address, detail),
       },
     );
     if (o.handleSignals) {
       process.on('SIGINT', this.#onSignal);
       process.on('SIGTERM', this.#onSignal);
     }
+    if (this.allowList?.path) process.on('SIGHUP', this.#onHangup);
     this.ready = this.#bind();
     // Failures reach the application through ready and through every wait; do not crash on an unobserved ready.
     this.ready.catch(() => {});
@@ -107,7 +132,13 @@ export class Coordinator implements FarmHost {
       this.#endpoint = endpoint;
       this.#ticker = setInterval(() => this.#tick(), this.options.heartbeatMs);
       this.#ticker.unref();
-      this.log.info({ endpoint, protocol: PROTOCOL_VERSION }, 'coordinator listening');
+      this.log.info(
+        { endpoint, protocol: PROTOCOL_VERSION, curve: this.curvePublicKey !== null, ...(this.allowList ? { allowedKeys: this.allowList.size } : {}) },
+        'coordinator listening',
+      );
+      if (this.curvePublicKey === null && !isLocalEndpoint(endpoint)) {
+        this.log.warn({ endpoint }, 'listening beyond this machine WITHOUT CURVE (insecure): anyone who can reach this port can join the farm, read its tasks and forge results');
+      }
       // Tell `taskfarm run` where to point the workers it is about to start.
       if (this.options.endpointFromEnv && process.env.TASKFARM_LAUNCHER && process.send) {
         process.send({ taskfarm: 'bound', endpoint });
@@ -219,6 +250,7 @@ export class Coordinator implements FarmHost {
       this.#fail(new CoordinatorClosedError());
       process.off('SIGINT', this.#onSignal);
       process.off('SIGTERM', this.#onSignal);
+      process.off('SIGHUP', this.#onHangup);
       this.log.info('coordinator closed');
     })();
     return this.#closing;
@@ -258,10 +290,60 @@ export class Coordinator implements FarmHost {
     this.#changed();
   }
 
+  /**
+   * Re-reads the CURVE allow-list (SIGHUP does this): connections from then on are admitted by the
+   * new list; workers already connected stay. Returns how many keys are allowed; throws, keeping the
+   * old list, when the file cannot be read or has a bad line.
+   */
+  reloadAllowList(): number {
+    if (!this.allowList) throw new Error('this coordinator has no CURVE allow-list (curveSecretKey and curveAllowList)');
+    try {
+      const keys = this.allowList.reload();
+      this.observers.allowListLoaded(keys, null);
+      return keys;
+    } catch (err) {
+      this.observers.allowListLoaded(this.allowList.size, err as Error);
+      throw err;
+    }
+  }
+
+  /** ZAP: may the peer that proved it holds `request.clientKey` connect? */
+  #authorize(request: ZapRequest): boolean {
+    const key = request.clientKey!;
+    if (this.allowList!.has(key)) {
+      this.log.debug({ address: request.address, key, label: this.allowList!.label(key) }, 'worker key admitted');
+      return true;
+    }
+    this.observers.authFailed('unknown-key', request.address, key);
+    return false;
+  }
+
+  /**
+   * A peer's connection dropped (ROUTER_NOTIFY). The ROUTER also notifies connects, with the same
+   * empty message, and a peer can send one itself; only a registered peer's matters, and a registered
+   * peer cannot connect again under the same routing id, so no per-peer record is kept for the rest
+   * (one would grow with every stranger that connects, or flips it with empty messages).
+   */
   #onNotify(peerBuf: Buffer): void {
     const peer = peerBuf.toString('latin1');
-    if (this.farm.isConnected(peer)) this.farm.disconnected(peer);
-    else this.farm.connected(peer);
+    if (this.farm.rankOf(peer) === null) return;
+    this.farm.disconnected(peer);
+    this.#changed();
+  }
+
+  #onSendFailed(peer: Buffer, err: Error & { code?: string }): void {
+    if (err.code !== 'EAGAIN') {
+      // EHOSTUNREACH: the peer is gone, and its disconnect notification is on its way: that is where
+      // its task is requeued. Acting here too would race a bye still queued behind the failure.
+      this.log.debug({ peer: peer.toString('hex'), err: err.message }, 'send to a departed peer failed');
+      return;
+    }
+    // Its queue is full: it does not read what it is sent (hung, or hostile). A worker is given up.
+    const id = peer.toString('latin1');
+    this.observers.dropped(id, 'unread', `its queue of ${PEER_QUEUE_MESSAGES} messages is full`);
+    if (this.farm.rankOf(id) === null) return;
+    this.farm.disconnected(id);
+    this.flush();
     this.#changed();
   }
 
@@ -278,6 +360,12 @@ export class Coordinator implements FarmHost {
       rejected: (peer, code, message) => this.#rateLimited(`reject:${code}`, { peer: hex(peer), code }, `registration rejected: ${message}`),
       dropped: (peer, reason, detail) => this.#rateLimited(`drop:${reason}`, { peer: hex(peer), reason }, `message dropped: ${detail}`),
       protocolError: (peer, rank, code, message) => this.#rateLimited(`protocol:${code}`, { peer: hex(peer), rank, code }, `bad message: ${message}`),
+      authFailed: (reason, address, detail) =>
+        this.#rateLimited(`auth:${reason}`, { address, reason, detail }, reason === 'unknown-key' ? `connection refused: worker key ${detail} is not in the allow-list` : `connection refused: ${reason} (${detail})`),
+      allowListLoaded: (keys, error) => {
+        if (error) this.log.error({ allowList: this.allowList?.path, keys, err: error.message }, 'allow-list NOT reloaded; the keys loaded before stay in force');
+        else this.log.info({ allowList: this.allowList?.path, keys }, 'allow-list loaded');
+      },
     };
   }
 

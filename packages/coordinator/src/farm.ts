@@ -10,7 +10,7 @@
  * so silence means it is stuck or gone. A busy worker may be deep in a synchronous handler and
  * silent for good reason; its task's timeout, if it has one, is what bounds it.
  */
-import type { Envelope, Key, Register, WireError, WorkerMessage, WorkerSettings } from '@taskfarm/protocol';
+import { describeValue, type Envelope, type Key, type Register, type WireError, type WorkerMessage, type WorkerSettings } from '@taskfarm/protocol';
 import type { CoordinatorObserver, DispatchKind } from './observer.ts';
 import { RankTable } from './ranks.ts';
 
@@ -129,7 +129,8 @@ export type DropReason =
   | 'unregistered' // a message other than register from a peer that has not registered
   | 'reregister' // register from a peer that holds a rank already
   | 'stale-result' // a result for a task or attempt the sender does not hold (a late one from a lost worker)
-  | 'unexpected-ready'; // ready from a worker that is not joining
+  | 'unexpected-ready' // ready from a worker that is not joining
+  | 'unread'; // a message to a peer whose queue is full: it does not read what it is sent
 
 export class Farm {
   readonly settings: WorkerSettings;
@@ -286,7 +287,8 @@ export class Farm {
 
   /** Answers a peer whose header was unreadable because it speaks another protocol version. */
   rejectVersion(peer: PeerId, peerVersion: unknown, ours: number): void {
-    const message = `protocol version ${String(peerVersion)} is not supported; this coordinator speaks version ${ours}`;
+    // describeValue, never String(): a peer's map with a `toString` key would make String() throw.
+    const message = `protocol version ${describeValue(peerVersion)} is not supported; this coordinator speaks version ${ours}`;
     this.outbox.push([peer, { t: 'reject', code: 'EVERSION', message, version: ours }]);
     this.observer.rejected?.(peer, 'EVERSION', message);
   }

@@ -13,3 +13,5 @@ export { FarmMetrics, DURATION_BUCKETS, DEFAULT_TASK_TYPE, type FarmStatus, type
 export { StatusServer } from './status-server.ts';
 export { Operations } from './operations.ts';
 export { isProgressMessage, type ProgressMessage } from './progress-report.ts';
+export { InsecureBindError, CurveKeyError, isLocalEndpoint, loadSecretKey } from './security.ts';
+export { AllowList } from './allow-list.ts';

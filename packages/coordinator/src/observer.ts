@@ -36,10 +36,19 @@ export interface CoordinatorObserver {
   abandoned?(task: Task, code: 'ECANCELLED' | 'EWORKERLOST', queued: boolean): void;
   /** A MultiWorkQueue moved a ready worker between the Masters of two task types. */
   moved?(rank: number, from: Key | null, to: Key | null, how: 'lent' | 'borrowed'): void;
+  /**
+   * A connection was refused before it could send a message: `unknown-key` (a CURVE key missing from
+   * the allow-list), `mechanism-mismatch` (a plaintext peer at a CURVE coordinator), `curve-cryptographic`
+   * (a wrong server key, or garbage), `handshake-protocol` (anything else that is not ZMTP). `address`
+   * is the peer's; `detail` says more (the key, the ZMTP error).
+   */
+  authFailed?(reason: string, address: string, detail: string): void;
+  /** The CURVE allow-list was (re)read: `keys` are admitted now; with `error`, the reload failed and the old keys stay. */
+  allowListLoaded?(keys: number, error: Error | null): void;
 }
 
 type Callback = keyof CoordinatorObserver;
-const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'retried', 'moved', 'abandoned'];
+const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'retried', 'moved', 'abandoned', 'authFailed', 'allowListLoaded'];
 
 /** Fans every callback out to the observers added to it. */
 export class ObserverList implements CoordinatorObserver {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { InsecureBindError, isLocalEndpoint } from './security.ts';
 
 /** Coordinator settings. Every field is optional; the default is given with each. */
 export interface CoordinatorOptions {
@@ -58,6 +59,25 @@ export interface CoordinatorOptions {
   journal?: string | null;
   /** fdatasync the journal after every record (`always`) or once a second (`interval`, the default). */
   journalSync?: 'interval' | 'always';
+  /**
+   * This coordinator's CURVE secret key, which turns on encryption and authentication: the path of a
+   * key file written by `taskfarm keygen` (NAME.key), or the 40-character Z85 secret key itself.
+   * Needs `curveAllowList` (or `curveAllowKeys`). Default: `$TASKFARM_CURVE_SECRET_KEY`, else none: plaintext.
+   */
+  curveSecretKey?: string | null;
+  /**
+   * The allow-list of worker public keys, a file with one Z85 key per line (comments allowed), read
+   * at start and again on SIGHUP. A worker whose key is not listed cannot connect. Default: `$TASKFARM_CURVE_ALLOW_LIST`.
+   */
+  curveAllowList?: string | null;
+  /** Worker public keys (Z85) admitted besides the allow-list's. Default: `$TASKFARM_CURVE_ALLOW_KEYS` (separated by commas or spaces). */
+  curveAllowKeys?: readonly string[];
+  /**
+   * Listen on a non-loopback endpoint without CURVE. Plaintext lets anyone who reaches the port join
+   * the farm, read its tasks and forge results: without this, such an endpoint is an InsecureBindError
+   * (code EINSECURE). Default: `$TASKFARM_INSECURE` is 1, else false.
+   */
+  insecure?: boolean;
 }
 
 export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'logger'>> & { logger: Logger | null; endpointFromEnv: boolean };
@@ -77,6 +97,10 @@ export const DEFAULTS = Object.freeze({
   journalSync: 'interval',
   metricsPort: null,
   metricsHost: '127.0.0.1',
+  curveSecretKey: null,
+  curveAllowList: null,
+  curveAllowKeys: Object.freeze([] as string[]),
+  insecure: false,
 });
 
 export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
@@ -96,6 +120,10 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
     journalSync: o.journalSync ?? DEFAULTS.journalSync,
     metricsPort: o.metricsPort !== undefined ? o.metricsPort : (envInt(env, 'TASKFARM_METRICS_PORT', 0) ?? DEFAULTS.metricsPort),
     metricsHost: o.metricsHost ?? (env.TASKFARM_METRICS_HOST || DEFAULTS.metricsHost),
+    curveSecretKey: o.curveSecretKey !== undefined ? o.curveSecretKey : env.TASKFARM_CURVE_SECRET_KEY || DEFAULTS.curveSecretKey,
+    curveAllowList: o.curveAllowList !== undefined ? o.curveAllowList : env.TASKFARM_CURVE_ALLOW_LIST || DEFAULTS.curveAllowList,
+    curveAllowKeys: o.curveAllowKeys ?? (env.TASKFARM_CURVE_ALLOW_KEYS ? env.TASKFARM_CURVE_ALLOW_KEYS.split(/[\s,]+/).filter(Boolean) : DEFAULTS.curveAllowKeys),
+    insecure: o.insecure ?? (env.TASKFARM_INSECURE ? envFlag(env, 'TASKFARM_INSECURE') : DEFAULTS.insecure),
     logger: o.logger ?? null,
     endpointFromEnv,
   };
@@ -111,7 +139,15 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
     if (r.metricsPort > 65535) throw new RangeError(`metricsPort must be a TCP port (0-65535), not ${r.metricsPort}`);
   }
   positive('timeoutGraceMs', r.timeoutGraceMs, 0);
+  if (r.curveSecretKey === null && !r.insecure && !isLocalEndpoint(r.endpoint)) throw new InsecureBindError(r.endpoint);
   return r;
+}
+
+function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name]!;
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (/^(0|false|no)$/i.test(raw)) return false;
+  throw new RangeError(`$${name} must be 1 or 0, not ${JSON.stringify(raw)}`);
 }
 
 function positive(name: string, v: number, min: number): void {

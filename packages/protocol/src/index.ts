@@ -1,3 +1,4 @@
 export * from './envelopes.ts';
 export * from './errors.ts';
 export * from './codec.ts';
+export * from './curve-keys.ts';

@@ -7,3 +7,4 @@ export * from '@taskfarm/coordinator';
 export * from '@taskfarm/worker';
 export { PROTOCOL_VERSION, PayloadError, ProtocolError, type Key, type WireError } from '@taskfarm/protocol';
 export { rank, size, role } from './world.ts';
+export { generateCurveKeyPair, curvePublicKey, formatSecretKeyFile, formatPublicKeyFile, parseAllowList, type CurveKeyPair } from '@taskfarm/protocol';

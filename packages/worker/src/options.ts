@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { CurveKeyError, isCurveKey, parsePublicKeyFile, parseSecretKeyFile, type CurveKeyPair } from '@taskfarm/protocol';
 import type { Logger } from 'pino';
 
 /** Worker settings. Every field is optional; the default is given with each. */
@@ -32,6 +34,23 @@ export interface WorkerOptions {
    * recycled (killed, to be restarted by the launcher or service manager), in ms. Default 2000.
    */
   killGraceMs?: number;
+  /**
+   * The coordinator's CURVE public key, which turns on encryption and authentication: the key
+   * (40 characters of Z85) or the path of a file holding it (the coordinator's NAME.pub from
+   * `taskfarm keygen`). Needs `curveSecretKey`. Default: `$TASKFARM_CURVE_SERVER_KEY`, else none: plaintext.
+   */
+  curveServerKey?: string | null;
+  /**
+   * This worker's own CURVE keypair: the path of its key file (NAME.key from `taskfarm keygen`), or
+   * its Z85 secret key (the public key is derived). The coordinator admits it only if its public key
+   * is in the coordinator's allow-list. Default: `$TASKFARM_CURVE_SECRET_KEY`.
+   */
+  curveSecretKey?: string | null;
+}
+
+/** CURVE as a worker uses it: the coordinator's public key and its own keypair. */
+export interface WorkerCurve extends CurveKeyPair {
+  serverKey: string;
 }
 
 export interface ResolvedWorkerOptions {
@@ -45,6 +64,8 @@ export interface ResolvedWorkerOptions {
   handleSignals: boolean;
   stopGraceMs: number;
   killGraceMs: number;
+  /** Null for plaintext. */
+  curve: WorkerCurve | null;
 }
 
 export const WORKER_DEFAULTS = Object.freeze({
@@ -72,7 +93,31 @@ export function resolveWorkerOptions(o: WorkerOptions = {}, env: NodeJS.ProcessE
     handleSignals: o.handleSignals ?? WORKER_DEFAULTS.handleSignals,
     stopGraceMs: o.stopGraceMs ?? WORKER_DEFAULTS.stopGraceMs,
     killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
+    curve: null,
   };
   if (!/^(tcp|ipc|inproc):\/\/.+/.test(r.connect)) throw new RangeError(`connect must look like tcp://HOST:PORT, not ${JSON.stringify(r.connect)}`);
+  const serverKey = o.curveServerKey !== undefined ? o.curveServerKey : env.TASKFARM_CURVE_SERVER_KEY || null;
+  const secretKey = o.curveSecretKey !== undefined ? o.curveSecretKey : env.TASKFARM_CURVE_SECRET_KEY || null;
+  if (serverKey !== null) {
+    if (secretKey === null) {
+      throw new CurveKeyError('a CURVE worker needs its own keypair besides the coordinator\'s public key: curveSecretKey (--curve-secret-key, TASKFARM_CURVE_SECRET_KEY), a key file from taskfarm keygen');
+    }
+    r.curve = { serverKey: readKey(serverKey, 'curveServerKey', parsePublicKeyFile), ...readKey(secretKey, 'curveSecretKey', parseSecretKeyFile) };
+  } else if (o.curveSecretKey != null) {
+    throw new CurveKeyError('curveSecretKey was given without the coordinator\'s public key (curveServerKey, --curve-server-key)');
+  }
   return r;
+}
+
+/** `value` is a key itself or the path of a file holding one. */
+function readKey<T>(value: string, what: string, parse: (text: string, source: string) => T): T {
+  let text: string;
+  try {
+    text = readFileSync(value, 'utf8');
+  } catch (err) {
+    if (isCurveKey(value)) return parse(value, what);
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new CurveKeyError(`${what}: ${JSON.stringify(value)} is neither a CURVE key (40 characters of Z85) nor a readable key file (${code})`);
+  }
+  return parse(text, `${what} ${value}`);
 }

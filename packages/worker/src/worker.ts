@@ -29,7 +29,25 @@ import pretty from 'pino-pretty';
 import * as zmq from 'zeromq';
 import { RegistrationError, TaskAbortedError } from './errors.ts';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.ts';
+import { RateLimiter } from './rate-limit.ts';
 import { Watchdog } from './watchdog.ts';
+
+/** Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** After the coordinator refused our handshake, try again after this long, doubling up to the max. */
+const HANDSHAKE_RETRY_MS = 1000;
+const HANDSHAKE_RETRY_MAX_MS = 30_000;
+
+/**
+ * What a worker refused from the coordinator's side of the connection, counted by reason: messages
+ * that could not be decoded (by ProtocolError code), messages that made no sense in the worker's
+ * state (`dropped`), and handshakes that failed (`handshakeFailures`: auth, mechanism-mismatch, ...).
+ */
+export interface WorkerCounters {
+  protocolErrors: Record<string, number>;
+  dropped: Record<string, number>;
+  handshakeFailures: Record<string, number>;
+}
 
 /** What doWork() learns about the task besides its data. */
 export interface TaskContext {
@@ -80,6 +98,10 @@ export abstract class Worker<In = any, Out = unknown> {
   #coordinatorSilent = false;
   readonly #watchdog = new Watchdog();
   #signals = 0;
+  readonly #limiter = new RateLimiter(10_000, 5);
+  readonly #counters: WorkerCounters = { protocolErrors: {}, dropped: {}, handshakeFailures: {} };
+  #handshakeRetry: NodeJS.Timeout | null = null;
+  #handshakeRetryMs = HANDSHAKE_RETRY_MS;
 
   constructor(options?: WorkerOptions) {
     this.options = resolveWorkerOptions(options);
@@ -100,8 +122,10 @@ export abstract class Worker<In = any, Out = unknown> {
       heartbeatTimeToLive: o.livenessMs,
       reconnectInterval: 100,
       reconnectMaxInterval: 2000,
+      ...(o.curve ? { curveServerKey: o.curve.serverKey, curvePublicKey: o.curve.publicKey, curveSecretKey: o.curve.secretKey } : {}),
     });
     this.#sock = sock;
+    void this.#watchHandshakes(sock);
     const onSignal = (signal: NodeJS.Signals) => this.#onSignal(signal);
     if (o.handleSignals) {
       process.on('SIGINT', onSignal);
@@ -117,6 +141,7 @@ export abstract class Worker<In = any, Out = unknown> {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       if (this.#heartbeat) clearInterval(this.#heartbeat);
+      if (this.#handshakeRetry) clearTimeout(this.#handshakeRetry);
       await this.#watchdog.stop();
       await this.#sending.catch(() => {});
       sock.close();
@@ -162,7 +187,8 @@ export abstract class Worker<In = any, Out = unknown> {
           msgs = decodeFromCoordinator(frames);
         } catch (err) {
           if (!(err instanceof ProtocolError)) throw err;
-          this.log.warn({ code: err.code }, `bad message from the coordinator dropped: ${err.message}`);
+          this.#count('protocolErrors', err.code);
+          this.#warn(`protocol:${err.code}`, { code: err.code }, `bad message from the coordinator dropped: ${err.message}`);
           continue;
         }
         for (const msg of msgs) this.#handle(msg);
@@ -178,7 +204,33 @@ export abstract class Worker<In = any, Out = unknown> {
     this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance });
   }
 
+  /** What this worker refused from the coordinator so far, by reason (a copy). */
+  get counters(): WorkerCounters {
+    return structuredClone(this.#counters);
+  }
+
+  #count(kind: keyof WorkerCounters, reason: string): void {
+    const c = this.#counters[kind];
+    c[reason] = (c[reason] ?? 0) + 1;
+  }
+
+  #warn(key: string, fields: object, msg: string, level: 'warn' | 'error' = 'warn'): void {
+    const suppressed = this.#limiter.take(key, Date.now());
+    if (suppressed === false) return;
+    this.log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  }
+
+  /** A message that is well-formed but makes no sense now: counted, logged (rate-limited), ignored. */
+  #drop(reason: string, msg: string): void {
+    this.#count('dropped', reason);
+    this.#warn(`drop:${reason}`, { reason }, `message from the coordinator dropped: ${msg}`);
+  }
+
   #handle(msg: CoordinatorMessage): void {
+    if (this.rank === null && msg.t !== 'welcome' && msg.t !== 'reject' && msg.t !== 'heartbeat') {
+      // Nothing but an answer to our register makes sense before we have a rank.
+      return this.#drop('before-welcome', `'${msg.t}' before welcome`);
+    }
     switch (msg.t) {
       case 'welcome':
         return this.#welcome(msg.rank, msg.settings);
@@ -194,11 +246,15 @@ export abstract class Worker<In = any, Out = unknown> {
         }
         return this.#start(msg);
       case 'ack':
+        // An ack for an earlier result (one we sent again after a reconnect, say) is normal.
         if (this.#unacked?.id === msg.id && this.#unacked.attempt === msg.attempt) this.#unacked = null;
         return;
       case 'cancel':
         if (this.#current?.msg.id === msg.id && this.#current.msg.attempt === msg.attempt) {
           this.#current.abort.abort(new TaskAbortedError('cancel', `task ${msg.id} was cancelled`));
+        } else {
+          // The task may have finished as the cancel crossed our result; anything else is not ours.
+          this.#count('dropped', 'stale-cancel');
         }
         return;
       case 'terminate':
@@ -217,7 +273,10 @@ export abstract class Worker<In = any, Out = unknown> {
     if (!again) this.log = this.log.child({ rank });
     this.log.info({ connect: this.options.connect }, again ? 'registered again' : 'registered');
     if (this.#state === 'connecting') this.#state = 'registered';
-    if (settings.heartbeatMs !== this.options.heartbeatMs) this.#startHeartbeats(settings.heartbeatMs);
+    this.#handshakeRetryMs = HANDSHAKE_RETRY_MS;
+    // A heartbeat every millisecond would only burn CPU: the coordinator's settings are bounded here.
+    const heartbeatMs = Math.min(Math.max(settings.heartbeatMs, 10), MAX_TIMER_MS);
+    if (heartbeatMs !== this.options.heartbeatMs) this.#startHeartbeats(heartbeatMs);
     // A result computed while the coordinator could not hear us goes again; it drops it if stale.
     if (this.#unacked) this.#send(this.#unacked);
     // Ready only when idle: a task still running here must not be joined by another one.
@@ -248,7 +307,8 @@ export abstract class Worker<In = any, Out = unknown> {
     const current: Current = { msg, abort, timers: [] };
     // Busy before the handler runs: a synchronous doWork() that throws finishes before this returns.
     this.#current = current;
-    if (msg.timeoutMs !== null) {
+    // A timeout beyond what a Node timer holds (24.8 days) is no limit in practice; set, it would fire at once.
+    if (msg.timeoutMs !== null && msg.timeoutMs <= MAX_TIMER_MS) {
       const ms = msg.timeoutMs;
       current.timers.push(setTimeout(() => abort.abort(new TaskAbortedError('timeout', `task ${msg.id} exceeded its timeout of ${ms} ms`)), ms));
       this.#watchdog.arm(Date.now() + ms + this.options.killGraceMs);
@@ -328,6 +388,52 @@ export abstract class Worker<In = any, Out = unknown> {
     this.#sending = this.#sending.then(() => sock.send(frames)).catch((err) => {
       if (!sock.closed) this.log.error({ err }, 'send failed');
     });
+  }
+
+  /**
+   * Handshake failures seen by our socket. libzmq does not try again after the coordinator refused
+   * our key (ZAP), so we do, with backoff: the key may be added to its allow-list (and SIGHUP) later.
+   */
+  async #watchHandshakes(sock: zmq.Dealer): Promise<void> {
+    const o = this.options;
+    try {
+      for await (const event of sock.events) {
+        if (event.type === 'handshake:error:auth') {
+          this.#count('handshakeFailures', 'auth');
+          const hint = o.curve ? `its allow-list does not have this worker's key ${o.curve.publicKey}` : 'it expects credentials';
+          this.#warn('handshake:auth', { connect: o.connect, retryMs: this.#handshakeRetryMs }, `the coordinator refused this worker: ${hint}; trying again`, 'error');
+          this.#retryHandshake(sock);
+        } else if (event.type === 'handshake:error:protocol') {
+          const mismatch = event.error.code === 'ERR_ZMTP_MECHANISM_MISMATCH';
+          this.#count('handshakeFailures', mismatch ? 'mechanism-mismatch' : 'protocol');
+          const hint = !mismatch
+            ? `${event.error.code}${o.curve ? ' (is curveServerKey the coordinator\'s public key?)' : ''}`
+            : o.curve
+              ? 'the coordinator does not use CURVE'
+              : 'the coordinator uses CURVE: give this worker its public key (--curve-server-key) and a keypair of its own (--curve-secret-key)';
+          this.#warn(`handshake:${event.error.code}`, { connect: o.connect }, `handshake with the coordinator failed: ${hint}`, 'error');
+          if (mismatch) this.#retryHandshake(sock);
+        }
+      }
+    } catch {
+      // The observer ends with the socket.
+    }
+  }
+
+  #retryHandshake(sock: zmq.Dealer): void {
+    if (this.#handshakeRetry || this.#state === 'stopped') return;
+    const ms = this.#handshakeRetryMs;
+    this.#handshakeRetryMs = Math.min(ms * 2, HANDSHAKE_RETRY_MAX_MS);
+    this.#handshakeRetry = setTimeout(() => {
+      this.#handshakeRetry = null;
+      if (sock.closed || this.#state === 'stopped') return;
+      // A new connection. What was queued on the refused one went with it: a register is sent again;
+      // a registered worker's next heartbeat earns ENOTREGISTERED, and it registers again then.
+      sock.disconnect(this.options.connect);
+      sock.connect(this.options.connect);
+      if (this.#state === 'connecting') this.#register(this.options.rank);
+    }, ms);
+    this.#handshakeRetry.unref();
   }
 
   #onSignal(signal: NodeJS.Signals): void {
