@@ -2,7 +2,7 @@
  * The coordinator process's shell: binds the ROUTER transport to the Farm, executes what the Farm
  * queues, logs what happens, and wakes whoever waits for a change. Rank 0 of a job.
  */
-import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError } from '@taskfarm/protocol';
+import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError, type Envelope } from '@taskfarm/protocol';
 import type { Logger } from 'pino';
 import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
 import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
@@ -50,6 +50,9 @@ export class Coordinator implements FarmHost {
   /** The liveness and deadline sweep, every heartbeat while bound. */
   #ticker: NodeJS.Timeout | null = null;
   #flushScheduled = false;
+  /** Acknowledgements waiting to ride along with the next message to their worker. */
+  readonly #pendingAcks = new Map<PeerId, Envelope[]>();
+  #acksScheduled = false;
   #closed: CoordinatorClosedError | null = null;
   #closing: Promise<void> | null = null;
   #everAttached = false;
@@ -156,23 +159,42 @@ export class Coordinator implements FarmHost {
   // --- FarmHost ------------------------------------------------------------------------------
 
   /**
-   * Sends what the farm queued, once the current turn of the event loop is over: by then the
-   * application has usually answered the messages that came in (collected results, handed out the
-   * next tasks), so a worker's acknowledgement and its next task leave as one ZeroMQ message.
+   * Sends what the farm queued, at the end of the current synchronous run. Acknowledgements alone
+   * wait for the end of the event-loop turn instead: by then the application has usually handed the
+   * worker its next task, and the two leave as one ZeroMQ message (one send instead of two per task).
    */
   flush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.#flushScheduled = false;
-      const byPeer = new Map<PeerId, Buffer[]>();
+      const byPeer = new Map<PeerId, Envelope[]>();
       for (const [peer, env] of this.farm.outbox.splice(0)) {
-        const frames = byPeer.get(peer);
-        if (frames) frames.push(...encode(env));
-        else byPeer.set(peer, encode(env));
+        const envs = byPeer.get(peer);
+        if (envs) envs.push(env);
+        else byPeer.set(peer, [env]);
       }
-      for (const [peer, frames] of byPeer) this.#transport.send(Buffer.from(peer, 'latin1'), frames);
+      for (const [peer, envs] of byPeer) {
+        const acks = this.#pendingAcks.get(peer);
+        if (envs.every((e) => e.t === 'ack')) {
+          if (acks) acks.push(...envs);
+          else this.#pendingAcks.set(peer, envs);
+          if (!this.#acksScheduled) {
+            this.#acksScheduled = true;
+            setImmediate(() => this.#sendAcks());
+          }
+          continue;
+        }
+        this.#pendingAcks.delete(peer);
+        this.#transport.send(Buffer.from(peer, 'latin1'), (acks ? [...acks, ...envs] : envs).flatMap(encode));
+      }
     });
+  }
+
+  #sendAcks(): void {
+    this.#acksScheduled = false;
+    for (const [peer, acks] of this.#pendingAcks) this.#transport.send(Buffer.from(peer, 'latin1'), acks.flatMap(encode));
+    this.#pendingAcks.clear();
   }
 
   waitForChange(options: WaitOptions, supply: () => Supply): Promise<boolean> {

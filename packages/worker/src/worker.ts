@@ -79,7 +79,9 @@ interface Current {
 
 export abstract class Worker<In = any, Out = unknown> {
   readonly options: ResolvedWorkerOptions;
+  /** Carries this worker's current rank; follows it when the worker comes back under another. */
   log: Logger;
+  readonly #baseLog: Logger;
   /** The rank the coordinator assigned; null until registered. */
   rank: number | null = null;
   /** Identifies this process to the coordinator across reconnects. */
@@ -98,6 +100,8 @@ export abstract class Worker<In = any, Out = unknown> {
   #coordinatorSilent = false;
   readonly #watchdog = new Watchdog();
   #signals = 0;
+  /** When the last register left, to send one, not one per refused heartbeat. */
+  #registerSentAt = 0;
   readonly #limiter = new RateLimiter(10_000, 5);
   readonly #counters: WorkerCounters = { protocolErrors: {}, dropped: {}, handshakeFailures: {} };
   #handshakeRetry: NodeJS.Timeout | null = null;
@@ -105,7 +109,8 @@ export abstract class Worker<In = any, Out = unknown> {
 
   constructor(options?: WorkerOptions) {
     this.options = resolveWorkerOptions(options);
-    this.log = this.options.logger ?? defaultLogger(this.options.logLevel);
+    this.#baseLog = this.options.logger ?? defaultLogger(this.options.logLevel);
+    this.log = this.#baseLog;
   }
 
   /** The work itself: receives the data given to addWork()/run() and returns the result (or a promise of it). */
@@ -201,6 +206,7 @@ export abstract class Worker<In = any, Out = unknown> {
   }
 
   #register(rank: number | null): void {
+    this.#registerSentAt = Date.now();
     this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance });
   }
 
@@ -270,7 +276,7 @@ export abstract class Worker<In = any, Out = unknown> {
     this.#settings = settings;
     // rank() in the application reads this, so code inside doWork() sees its real rank.
     process.env.TASKFARM_RANK = String(rank);
-    if (!again) this.log = this.log.child({ rank });
+    this.log = this.#baseLog.child({ rank });
     this.log.info({ connect: this.options.connect }, again ? 'registered again' : 'registered');
     if (this.#state === 'connecting') this.#state = 'registered';
     this.#handshakeRetryMs = HANDSHAKE_RETRY_MS;
@@ -288,13 +294,16 @@ export abstract class Worker<In = any, Out = unknown> {
   #rejected(code: string, message: string): void {
     if (code === 'ENOTREGISTERED' && this.#state !== 'stopped' && this.#state !== 'connecting') {
       // The coordinator restarted, or our connection was replaced: register again, keeping our rank.
+      // Every heartbeat queued while we were cut off earns one of these; one registration in flight
+      // is enough unless it went unanswered for livenessMs.
+      if (Date.now() - this.#registerSentAt < (this.#settings?.livenessMs ?? this.options.livenessMs)) return;
       this.log.warn('the coordinator does not know this worker; registering again');
       this.#register(this.rank);
       return;
     }
     if (code === 'ERANKTAKEN' && this.rank !== null) {
       // Our rank went to another worker while we were away: any rank will do now.
-      this.log.warn({ rank: this.rank }, 'our rank was taken while disconnected; registering for a new one');
+      this.log.warn('our rank was taken while disconnected; registering for a new one');
       this.#register(null);
       return;
     }
