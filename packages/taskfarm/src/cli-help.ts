@@ -11,6 +11,7 @@ workers run them. Like mpiexec for an mpi-master-slave application.
 Commands:
   run      run SCRIPT as the coordinator (rank 0) plus N-1 workers on this machine
   worker   run one worker of SCRIPT that joins a coordinator, e.g. on another host
+  keygen   write a CURVE keypair (NAME.key, NAME.pub) for a coordinator or a worker
   status   print the workers and queues of a running coordinator (see --metrics-port)
 
 Options:
@@ -18,8 +19,11 @@ Options:
 
 Examples:
   taskfarm run -n 4 examples/example1.ts
-  taskfarm run -n 1 --bind tcp://0.0.0.0:5555 app.ts          # coordinator only
-  taskfarm worker --connect tcp://10.0.0.5:5555 app.ts        # on each other host
+  taskfarm keygen --name coordinator                           # then one keypair per worker host
+  taskfarm run -n 1 --bind tcp://0.0.0.0:5555 --curve-secret-key coordinator.key \
+      --curve-allow-list workers.allow app.ts                  # coordinator only
+  taskfarm worker --connect tcp://10.0.0.5:5555 --curve-server-key coordinator.pub \
+      --curve-secret-key hostb.key app.ts                      # on each other host
   taskfarm status http://127.0.0.1:9464                       # a coordinator run with --metrics-port 9464
 `;
 
@@ -35,7 +39,18 @@ SCRIPT; everything after SCRIPT is passed to it.
 Options:
   -n, --np N             number of processes, an integer >= 1 (required)
       --bind ENDPOINT    endpoint rank 0 binds (default: ${DEFAULT_BIND}, a free port);
-                         with a wildcard host (0.0.0.0 or *) local workers dial 127.0.0.1
+                         with a wildcard host (0.0.0.0 or *) local workers dial 127.0.0.1.
+                         Beyond loopback it needs CURVE (below) or --insecure
+      --curve-secret-key FILE
+                         rank 0's CURVE key file (taskfarm keygen), or its Z85 secret key:
+                         encrypted, authenticated connections. The workers started here get
+                         a keypair made for this run; others must be in --curve-allow-list
+                         ($TASKFARM_CURVE_SECRET_KEY)
+      --curve-allow-list FILE
+                         public keys of the workers rank 0 admits, one per line (# comments);
+                         re-read when taskfarm gets SIGHUP ($TASKFARM_CURVE_ALLOW_LIST)
+      --insecure         allow a plaintext --bind beyond loopback: anyone who reaches the port
+                         can join, read tasks and forge results ($TASKFARM_INSECURE=1)
       --inspect RANK     start rank RANK (0..N-1) with --inspect-brk, paused until a
                          debugger attaches (chrome://inspect)
       --inspect-port PORT
@@ -72,6 +87,13 @@ Environment of each rank:
   TASKFARM_LOG_LEVEL  with --log-level: the level
   TASKFARM_METRICS_PORT, TASKFARM_METRICS_HOST
                       rank 0 only, with --metrics-port / --metrics-host
+  TASKFARM_CURVE_SECRET_KEY, TASKFARM_CURVE_ALLOW_LIST, TASKFARM_CURVE_ALLOW_KEYS
+                      rank 0 only, with --curve-secret-key: its key, its allow-list, and
+                      the public key of the workers started here
+  TASKFARM_CURVE_SERVER_KEY, TASKFARM_CURVE_SECRET_KEY
+                      workers only, with --curve-secret-key: rank 0's public key and
+                      the workers' own secret key
+  TASKFARM_INSECURE   rank 0 only, with --insecure: 1
   TASKFARM_PROGRESS   rank 0 only: 1 when taskfarm draws a progress line; rank 0
                       then reports { taskfarm: 'progress', done, total, ... } over IPC
   TASKFARM_RESTARTS   how many times this rank was started again (0 the first time)
@@ -105,6 +127,14 @@ Options:
                          (default: $TASKFARM_CONNECT; one of the two is required)
       --rank N           this worker's rank, an integer >= 1 (default: none, the
                          coordinator numbers workers itself)
+      --curve-server-key FILE
+                         the coordinator's CURVE public key (its NAME.pub, or the Z85 key):
+                         required when it runs with --curve-secret-key
+                         ($TASKFARM_CURVE_SERVER_KEY)
+      --curve-secret-key FILE
+                         this worker's key file from taskfarm keygen (or its Z85 secret key);
+                         its NAME.pub must be in the coordinator's allow-list
+                         ($TASKFARM_CURVE_SECRET_KEY)
       --log-level LEVEL  fatal, error, warn, info, debug, trace or silent
                          (default: $TASKFARM_LOG_LEVEL, else warn)
       --inspect          start with --inspect-brk, paused until a debugger attaches
@@ -121,6 +151,8 @@ Options:
 Environment of the worker:
   TASKFARM_CONNECT    the coordinator's endpoint
   TASKFARM_RANK       N with --rank N, otherwise unset
+  TASKFARM_CURVE_SERVER_KEY, TASKFARM_CURVE_SECRET_KEY
+                      with --curve-server-key / --curve-secret-key (or as inherited)
   TASKFARM_ROLE       "worker"
   TASKFARM_LAUNCHER   1
   TASKFARM_RESTARTS   how many times this worker was started again (0 the first time)
@@ -131,8 +163,30 @@ Exit status:
   second signal).
 
 Examples:
-  taskfarm worker --connect tcp://10.0.0.5:5555 app.ts
+  taskfarm worker --connect tcp://10.0.0.5:5555 --curve-server-key coordinator.pub \
+      --curve-secret-key $(hostname -s).key app.ts
   TASKFARM_CONNECT=tcp://10.0.0.5:5555 taskfarm worker --rank 3 app.ts --verbose
+`;
+
+export const KEYGEN_HELP = `Usage: taskfarm keygen [--out DIR] [--name NAME] [--force]
+
+Writes a new CURVE keypair for a coordinator or a worker:
+  DIR/NAME.key  both keys, readable by you only (mode 0600): give it to the
+                process it belongs to (--curve-secret-key), and to nobody else
+  DIR/NAME.pub  the public key and NAME on one line (mode 0644): a worker's line
+                goes into the coordinator's allow-list; the coordinator's .pub goes
+                to every worker (--curve-server-key)
+
+Options:
+      --out DIR    directory to write into, created if missing (default: .)
+      --name NAME  base name of the files (default: this host's short name)
+      --force      replace existing files (whoever uses the old key is locked out)
+  -h, --help       show this help
+
+Examples:
+  taskfarm keygen --name coordinator --out keys
+  taskfarm keygen --out keys                       # on each worker host: keys/HOST.key
+  cat keys/*.pub | grep -v coordinator >> workers.allow
 `;
 
 export const STATUS_HELP = `Usage: taskfarm status [--json] URL

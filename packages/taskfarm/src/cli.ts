@@ -7,7 +7,8 @@ import {
   usage,
   type OptionSpec,
 } from './cli-args.ts';
-import { RUN_HELP, STATUS_HELP, TOP_HELP, WORKER_HELP } from './cli-help.ts';
+import { KEYGEN_HELP, RUN_HELP, STATUS_HELP, TOP_HELP, WORKER_HELP } from './cli-help.ts';
+import { DEFAULT_KEY_NAME, keygen, keygenReport, type KeygenOptions } from './keygen.ts';
 import { printStatus, statusUrl, type StatusOptions } from './status.ts';
 import { LauncherError } from './launcher-error.ts';
 import {
@@ -40,6 +41,9 @@ const RUN_OPTIONS = {
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
   'no-progress': { type: 'boolean' },
+  'curve-secret-key': { type: 'string' },
+  'curve-allow-list': { type: 'string' },
+  insecure: { type: 'boolean' },
 } as const satisfies OptionSpec;
 
 const WORKER_OPTIONS = {
@@ -47,6 +51,15 @@ const WORKER_OPTIONS = {
   connect: { type: 'string' },
   rank: { type: 'string' },
   inspect: { type: 'boolean' },
+  'curve-server-key': { type: 'string' },
+  'curve-secret-key': { type: 'string' },
+} as const satisfies OptionSpec;
+
+const KEYGEN_OPTIONS = {
+  out: { type: 'string' },
+  name: { type: 'string' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpec;
 
 const STATUS_OPTIONS = {
@@ -101,6 +114,9 @@ export function parseRunArgs(argv: string[]): RunOptions | Help {
     logLevel: logLevel('run', values['log-level']),
     progress: !values['no-progress'],
     restarts: restarts('run', values.restarts),
+    curveSecretKey: nonEmpty('run', '--curve-secret-key', values['curve-secret-key']),
+    curveAllowList: nonEmpty('run', '--curve-allow-list', values['curve-allow-list']),
+    insecure: values.insecure === true,
     script: requireScript('run', line.script),
     scriptArgs: line.scriptArgs,
   };
@@ -121,8 +137,26 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerO
     cpuProfDir: cpuProfDir(values),
     restarts: restarts('worker', values.restarts),
     logLevel: logLevel('worker', values['log-level']),
+    curveServerKey: nonEmpty('worker', '--curve-server-key', values['curve-server-key']),
+    curveSecretKey: nonEmpty('worker', '--curve-secret-key', values['curve-secret-key']),
     script: requireScript('worker', line.script),
     scriptArgs: line.scriptArgs,
+  };
+}
+
+function nonEmpty(command: string, what: string, raw: string | undefined): string | undefined {
+  if (raw === '') throw usage(command, `${what} must not be empty`);
+  return raw;
+}
+
+export function parseKeygenArgs(argv: string[]): KeygenOptions | Help {
+  const line = parseCommandLine('keygen', argv, KEYGEN_OPTIONS);
+  if (line.help) return line;
+  if (line.script !== undefined) throw usage('keygen', `unexpected argument '${line.script}'`);
+  return {
+    out: nonEmpty('keygen', '--out', line.values.out) ?? '.',
+    name: nonEmpty('keygen', '--name', line.values.name) ?? DEFAULT_KEY_NAME(),
+    force: line.values.force === true,
   };
 }
 
@@ -155,13 +189,22 @@ export async function main(argv: string[]): Promise<number> {
         if ('help' in options) process.stdout.write(WORKER_HELP);
         return 'help' in options ? 0 : await runWorker(options);
       }
+      case 'keygen': {
+        const options = parseKeygenArgs(rest);
+        if ('help' in options) {
+          process.stdout.write(KEYGEN_HELP);
+          return 0;
+        }
+        process.stdout.write(keygenReport(keygen(options), options.name));
+        return 0;
+      }
       case 'status': {
         const options = parseStatusArgs(rest);
         if ('help' in options) process.stdout.write(STATUS_HELP);
         return 'help' in options ? 0 : await printStatus(options);
       }
       case undefined:
-        throw usage(undefined, 'missing command: run, worker or status');
+        throw usage(undefined, 'missing command: run, worker, keygen or status');
       default:
         throw usage(undefined, `${command.startsWith('-') ? 'unknown option' : 'unknown command'} '${command}'`);
     }

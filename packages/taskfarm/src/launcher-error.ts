@@ -1,7 +1,10 @@
-/** Why the launcher refused to start. Both map to exit status 2, like other CLI usage errors. */
+/** Why the launcher refused to start. All map to exit status 2, like other CLI usage errors. */
 export type LauncherErrorCode =
   | 'EUSAGE' // unknown option, bad option value, missing argument
-  | 'ENOSCRIPT'; // the SCRIPT argument names no file
+  | 'ENOSCRIPT' // the SCRIPT argument names no file
+  | 'EINSECURE' // a plaintext coordinator on a non-loopback endpoint without --insecure
+  | 'ECURVEKEY' // a CURVE key file that cannot be read or used
+  | 'EEXIST'; // keygen would overwrite a key file
 
 export class LauncherError extends Error {
   override readonly name = 'LauncherError';

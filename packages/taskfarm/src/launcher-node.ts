@@ -10,6 +10,12 @@ const CONTRACT_VARIABLES = [
   'TASKFARM_CONNECT',
   'TASKFARM_PROGRESS',
   'TASKFARM_RESTARTS',
+  // Set per rank from the launcher's own options and environment (launcher-curve.ts).
+  'TASKFARM_CURVE_SECRET_KEY',
+  'TASKFARM_CURVE_SERVER_KEY',
+  'TASKFARM_CURVE_ALLOW_LIST',
+  'TASKFARM_CURVE_ALLOW_KEYS',
+  'TASKFARM_INSECURE',
 ] as const;
 
 export type ContractVariable = (typeof CONTRACT_VARIABLES)[number];

@@ -11,6 +11,7 @@ import {
 import { judgeExits, type RankOutcome } from './launcher-verdict.ts';
 import { isProgressMessage } from '@taskfarm/coordinator';
 import { opsEnv, type OpsOptions } from './launcher-ops.ts';
+import { planRunSecurity, workerSecurityEnv, type RunSecurity, type WorkerSecurity } from './launcher-curve.ts';
 import { followProgress, outputSinks, startProgress, stopProgress } from './progress.ts';
 
 export const DEFAULT_BIND = 'tcp://127.0.0.1:*';
@@ -28,7 +29,7 @@ export const DEFAULT_GRACE_MS = 1_000;
 export const DEFAULT_RESTARTS = 5;
 export const RESTART_WINDOW_MS = 60_000;
 
-export interface RunOptions extends OpsOptions {
+export interface RunOptions extends OpsOptions, RunSecurity {
   size: number;
   bind: string;
   script: string;
@@ -45,7 +46,7 @@ export interface RunOptions extends OpsOptions {
   restarts: number;
 }
 
-export interface WorkerOptions extends Pick<OpsOptions, 'logLevel'> {
+export interface WorkerOptions extends Pick<OpsOptions, 'logLevel'>, WorkerSecurity {
   connect: string;
   rank: number | undefined;
   script: string;
@@ -118,6 +119,8 @@ function boundEndpoint(coordinator: Supervised): Promise<string | undefined> {
 
 /** `taskfarm run`: rank 0 first, workers once it has bound; resolves with the launcher's exit code. */
 export async function runFarm(o: RunOptions): Promise<number> {
+  // Keys are checked (and the local workers' keypair made) before anything starts.
+  const security = planRunSecurity(o, process.env);
   const width = String(o.size - 1).length;
   const timers = new Timers();
   const ranks: Supervised[] = [];
@@ -138,6 +141,7 @@ export async function runFarm(o: RunOptions): Promise<number> {
         TASKFARM_SIZE: String(o.size),
         TASKFARM_ROLE: rank === 0 ? 'coordinator' : 'worker',
         ...opsEnv(o, rank),
+        ...(rank === 0 ? security.coordinator : security.workers),
         TASKFARM_LAUNCHER: '1',
         TASKFARM_RESTARTS: String(restarts),
         ...vars,
@@ -182,6 +186,10 @@ export async function runFarm(o: RunOptions): Promise<number> {
     stopAll(ranks, signal, timers);
   });
 
+  // SIGHUP makes rank 0 read its allow-list again; the launcher must not die of it.
+  const onHangup = () => ranks[0]?.child.kill('SIGHUP');
+  if (security.forwardHangup) process.on('SIGHUP', onHangup);
+
   try {
     startProgress(o.progress);
     const coordinator = start(0, { TASKFARM_BIND: o.bind });
@@ -214,6 +222,7 @@ export async function runFarm(o: RunOptions): Promise<number> {
     for (const failure of verdict.failures) warn(failure);
     return verdict.exitCode;
   } finally {
+    process.off('SIGHUP', onHangup);
     stopListening();
     timers.clear();
     stopProgress();
@@ -222,6 +231,7 @@ export async function runFarm(o: RunOptions): Promise<number> {
 
 /** `taskfarm worker`: one worker joining a remote coordinator; resolves with the worker's exit code. */
 export async function runWorker(o: WorkerOptions): Promise<number> {
+  const curve = workerSecurityEnv(o, process.env);
   const timers = new Timers();
   const budget = new RestartBudget(o.restarts);
   const spawn = (restarts: number) =>
@@ -231,6 +241,7 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
         TASKFARM_CONNECT: o.connect,
         TASKFARM_ROLE: 'worker',
         ...opsEnv(o, -1),
+        ...curve,
         TASKFARM_LAUNCHER: '1',
         TASKFARM_RESTARTS: String(restarts),
         ...(o.rank === undefined ? {} : { TASKFARM_RANK: String(o.rank) }),

@@ -128,7 +128,7 @@ t.test('--help describes every command', async (t) => {
 
 t.test('bad command lines exit 2 with one clear line and a pointer to --help', async (t) => {
   const cases: [string[], string, string][] = [
-    [[], 'taskfarm', 'missing command: run, worker or status'],
+    [[], 'taskfarm', 'missing command: run, worker, keygen or status'],
     [['launch'], 'taskfarm', "unknown command 'launch'"],
     [['--verbose'], 'taskfarm', "unknown option '--verbose'"],
     [['run', '--bogus', '-n', '2', 'farm.ts'], 'taskfarm run', "unknown option '--bogus'"],
