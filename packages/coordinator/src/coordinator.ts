@@ -2,7 +2,7 @@
  * The coordinator process's shell: binds the ROUTER transport to the Farm, executes what the Farm
  * queues, logs what happens, and wakes whoever waits for a change. Rank 0 of a job.
  */
-import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError, type Envelope } from '@taskfarm/protocol';
+import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError, RateLimiter, type Envelope } from '@taskfarm/protocol';
 import type { Logger } from 'pino';
 import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
 import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
@@ -12,7 +12,6 @@ import { createLogger } from './logger.ts';
 import { Operations } from './operations.ts';
 import { setDefaultHost, type FarmHost, type Master, type Supply, type WaitOptions } from './master.ts';
 import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
-import { RateLimiter } from './rate-limit.ts';
 import { AllowList } from './allow-list.ts';
 import { curveServerSettings, isLocalEndpoint } from './security.ts';
 import { PEER_QUEUE_MESSAGES, RouterTransport } from './transport.ts';

@@ -15,6 +15,7 @@ import {
   encodePayload,
   ProtocolError,
   PROTOCOL_VERSION,
+  RateLimiter,
   toWireError,
   type CoordinatorMessage,
   type Envelope,
@@ -29,7 +30,6 @@ import pretty from 'pino-pretty';
 import * as zmq from 'zeromq';
 import { RegistrationError, TaskAbortedError } from './errors.ts';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.ts';
-import { RateLimiter } from './rate-limit.ts';
 import { Watchdog } from './watchdog.ts';
 
 /** Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay would fire after 1 ms. */

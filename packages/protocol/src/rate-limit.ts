@@ -1,7 +1,7 @@
 /**
- * Keeps a flood of identical warnings (a port scanner, a fuzzer, a worker in a crash loop) from
- * drowning the log: at most `burst` lines per key per window, then one line saying how many were
- * suppressed when the next window opens.
+ * Keeps a flood of identical warnings (a port scanner, a fuzzer, a worker in a crash loop, or an
+ * impostor coordinator) from drowning a log: at most `burst` lines per key per window, then one line
+ * saying how many were suppressed when the next window opens. Pure: the caller passes the time.
  */
 export class RateLimiter {
   readonly #windowMs: number;
