@@ -199,6 +199,10 @@ export class WorkQueue implements Driver {
    * cancels it; the policy fields override the queue's for this task.
    */
   submit(data: unknown, resourceId: Key | null = null, options: TaskOptions = {}): Promise<unknown> {
+    return this.#submit(data, resourceId, options)[1];
+  }
+
+  #submit(data: unknown, resourceId: Key | null, options: TaskOptions): [number, Promise<unknown>] {
     const { signal, ...policy } = options;
     signal?.throwIfAborted();
     const id = this.addWork(data, resourceId, policy);
@@ -209,15 +213,27 @@ export class WorkQueue implements Driver {
       void p.catch(() => {}).finally(() => signal.removeEventListener('abort', onAbort));
     }
     this.#pump();
-    return p;
+    return [id, p];
   }
 
-  /** Runs one task per item and resolves with their results in order; rejects with the first TaskError. */
+  /**
+   * Runs one task per item and resolves with their results in order; rejects with the first
+   * TaskError. An item msgpack cannot carry throws PayloadError at once, and then none of the items
+   * runs (those already queued are cancelled).
+   */
   map<T>(items: Iterable<T>, resourceOf?: (item: T, index: number) => Key | null): Promise<unknown[]> {
-    const tasks: Promise<unknown>[] = [];
+    const submitted: Array<[number, Promise<unknown>]> = [];
     let i = 0;
-    for (const item of items) tasks.push(this.submit(item, resourceOf ? resourceOf(item, i++) : null));
-    return Promise.all(tasks);
+    try {
+      for (const item of items) submitted.push(this.#submit(item, resourceOf ? resourceOf(item, i++) : null, {}));
+    } catch (err) {
+      for (const [id, p] of submitted) {
+        p.catch(() => {});
+        this.cancel(id);
+      }
+      throw err;
+    }
+    return Promise.all(submitted.map(([, p]) => p));
   }
 
   /** Yields every task's result as it completes (except those of submit()/map()), until done(). */

@@ -192,3 +192,13 @@ t.test('a worker that reconnects before its old connection was noticed dead keep
   t.equal(host.farm.worker(3)?.peer, 'new', 'the old connection dropping later changes nothing');
   t.same(decodePayload(Buffer.from([0xa2, 0x6f, 0x6b])), 'ok');
 });
+
+t.test('map() with an item msgpack cannot carry throws at once and runs none of the items', async (t) => {
+  const host = new InMemoryHost();
+  const q = new WorkQueue(new Master([1], { coordinator: host }));
+  t.throws(() => q.map([1, 2, () => 3]), { code: 'EPAYLOAD' });
+  t.equal(q.queued, 0, 'the items before it were taken back');
+  host.join('p1', 1);
+  q.doWork();
+  t.notOk(host.sent.some(([, e]) => e.t === 'work'), 'nothing was dispatched');
+});
