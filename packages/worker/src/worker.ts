@@ -233,6 +233,9 @@ export abstract class Worker<In = any, Out = unknown> {
   }
 
   #handle(msg: CoordinatorMessage): void {
+    // After our bye, nothing more is ours: a task sent before the coordinator read the bye is
+    // requeued there as handed back, and must not start here while the socket closes.
+    if (this.#state === 'stopped') return;
     if (this.rank === null && msg.t !== 'welcome' && msg.t !== 'reject' && msg.t !== 'heartbeat') {
       // Nothing but an answer to our register makes sense before we have a rank.
       return this.#drop('before-welcome', `'${msg.t}' before welcome`);
