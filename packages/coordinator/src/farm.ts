@@ -10,7 +10,7 @@
  * so silence means it is stuck or gone. A busy worker may be deep in a synchronous handler and
  * silent for good reason; its task's timeout, if it has one, is what bounds it.
  */
-import { describeValue, type Envelope, type Key, type Register, type WireError, type WorkerMessage, type WorkerSettings } from '@taskfarm/protocol';
+import { describeValue, encodePayload, type Envelope, type Key, type Register, type WireError, type WorkerMessage, type WorkerSettings } from '@taskfarm/protocol';
 import type { CoordinatorObserver, DispatchKind } from './observer.ts';
 import { RankTable } from './ranks.ts';
 
@@ -23,10 +23,13 @@ export interface Task {
   attempt: number;
   readonly type: Key | null;
   readonly resource: Key | null;
-  /** The msgpack-encoded data, kept so the task can be sent again after a loss. */
-  readonly payload: Buffer;
-  /** The data as given, kept only when a Master subclass overrides run() and must see it again. */
-  readonly data?: unknown;
+  /**
+   * The msgpack-encoded data, kept so the task can be sent again after a loss; null for a number,
+   * string, boolean or null, which is kept as `data` and encoded when it leaves (cheaper to queue).
+   */
+  readonly payload: Buffer | null;
+  /** The data as given, when `payload` is null or a Master subclass overrides run() and must see it again. */
+  readonly data: unknown;
   /** When it entered its queue and when its current attempt left, by the farm's clock (ms). */
   queuedAt: number;
   startedAt: number;
@@ -64,7 +67,8 @@ export const DEFAULT_POLICY: TaskPolicy = Object.freeze({ timeoutMs: null, retri
 
 /** Checks a partial policy and completes it from `base`. */
 export function resolvePolicy(p: Partial<TaskPolicy> | undefined, base: TaskPolicy = DEFAULT_POLICY): TaskPolicy {
-  if (!p) return base;
+  // Most tasks override nothing: share the base instead of making an object per task.
+  if (!p || !Object.values(p).some((v) => v !== undefined)) return base;
   const r = { ...base, ...p };
   const int = (name: keyof TaskPolicy, min: number, v: number | null) => {
     if (v !== null && !(Number.isSafeInteger(v) && v >= min)) throw new RangeError(`${name} must be an integer >= ${min}, not ${v}`);
@@ -77,14 +81,39 @@ export function resolvePolicy(p: Partial<TaskPolicy> | undefined, base: TaskPoli
   return Object.freeze(r);
 }
 
-/** A new task, first attempt. */
+/** A new task, first attempt. One literal of one shape: a million queued tasks stay monomorphic. */
 export function newTask(
   farm: Farm,
-  fields: { type: Key | null; resource: Key | null; payload: Buffer; policy: TaskPolicy; data?: unknown; key?: Key },
+  type: Key | null,
+  resource: Key | null,
+  payload: Buffer | null,
+  data: unknown,
+  policy: TaskPolicy,
+  key?: Key,
 ): Task {
-  const now = farm.now();
   const id = farm.newTaskId();
-  return { id, key: id, attempt: 1, ...fields, failures: 0, losses: 0, notBefore: 0, cancelled: false, queuedAt: now, startedAt: 0 };
+  return {
+    id,
+    key: key ?? id,
+    attempt: 1,
+    type,
+    resource,
+    payload,
+    data,
+    policy,
+    failures: 0,
+    losses: 0,
+    notBefore: 0,
+    cancelled: false,
+    queuedAt: farm.now(),
+    startedAt: 0,
+  };
+}
+
+/** Values msgpack always carries and that cost nothing to keep as they are until they leave. */
+export function isScalar(v: unknown): v is number | string | boolean | null {
+  const t = typeof v;
+  return t === 'number' || t === 'string' || t === 'boolean' || v === null;
 }
 
 export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };
@@ -222,7 +251,8 @@ export class Farm {
     w.task = task;
     task.startedAt = this.now();
     this.observer.dispatched?.(w, task, kind);
-    const { id, attempt, type, resource, payload } = task;
+    const { id, attempt, type, resource } = task;
+    const payload = task.payload ?? encodePayload(task.data);
     this.outbox.push([w.peer, { t: 'work', id, attempt, type, resource, timeoutMs: task.policy.timeoutMs, payload }]);
   }
 

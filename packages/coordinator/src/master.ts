@@ -167,7 +167,7 @@ export class Master implements FarmListener {
       this.dispatch(rank, { ...queued, payload }, this.#queuedKind);
       return queued.id;
     }
-    const task = newTask(this.host.farm, { type: this.taskType, resource: null, payload, policy: this.policy });
+    const task = newTask(this.host.farm, this.taskType, null, payload, undefined, this.policy);
     this.dispatch(rank, task, 'direct');
     return task.id;
   }
@@ -250,7 +250,7 @@ export class Master implements FarmListener {
 
   /** Tasks lost with their worker when nobody (no queue) took them back; their data, oldest first. */
   getLostWork(): unknown[] {
-    return this.#lost.splice(0).map((t) => decodePayload(t.payload));
+    return this.#lost.splice(0).map((t) => (t.payload ? decodePayload(t.payload) : t.data));
   }
 
   /** Nothing running and nothing left to collect. */

@@ -7,7 +7,7 @@
 import { encodePayload, type Key } from '@taskfarm/protocol';
 import { AffinityQueue, type AffinityKind } from './affinity.ts';
 import { TaskError } from './errors.ts';
-import { newTask, resolvePolicy, type Outcome, type Task, type TaskPolicy } from './farm.ts';
+import { isScalar, newTask, resolvePolicy, type Outcome, type Task, type TaskPolicy } from './farm.ts';
 import { valueOf, type Master, type WaitOptions } from './master.ts';
 
 /** One finished task, as the async API hands it out. */
@@ -87,18 +87,19 @@ export class WorkQueue implements Driver {
    * worker that already holds that resource gets it. Throws PayloadError at once if msgpack cannot
    * carry `data`. Returns the task's id.
    */
-  addWork(data: unknown, resourceId: Key | null = null, options: AddOptions = {}): number {
-    const { key = this.#ordinal, ...policy } = options;
-    this.#ordinal++;
+  addWork(data: unknown, resourceId: Key | null = null, options?: AddOptions): number {
+    let key: Key = this.#ordinal++;
+    let policy = this.policy;
+    if (options) {
+      const { key: given, ...override } = options;
+      if (given !== undefined) key = given;
+      policy = resolvePolicy(override, this.policy);
+    }
     const farm = this.master.host.farm;
-    const task = newTask(farm, {
-      type: this.master.taskType,
-      resource: resourceId,
-      payload: encodePayload(data),
-      policy: resolvePolicy(policy, this.policy),
-      ...(this.master.overridesRun ? { data } : {}),
-      key,
-    });
+    // Scalars are always encodable: they wait as they are and are encoded when they leave.
+    const scalar = isScalar(data);
+    const payload = scalar ? null : encodePayload(data);
+    const task = newTask(farm, this.master.taskType, resourceId, payload, scalar || this.master.overridesRun ? data : undefined, policy, key);
     // A restarted coordinator resumes: what the application already took is not run or given again,
     // and a result that had arrived is given without running the task again.
     const known = this.master.host.journal?.lookup(this.name, key);
