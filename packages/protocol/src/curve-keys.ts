@@ -153,7 +153,9 @@ export function parseAllowList(text: string, source = 'allow-list'): AllowedKey[
       keys.push({ key: m[2], label: '' });
       continue;
     }
-    if (line.startsWith('#') || m?.[1] === 'secret-key' || /^(metadata|curve)$/.test(line) || /^[\w-]+\s*=/.test(line)) {
+    // The other lines of a CZMQ certificate are `name = "value"`; the quote tells them from a broken
+    // key, which may well hold '=' (Z85) but never '"'.
+    if (line.startsWith('#') || m?.[1] === 'secret-key' || /^(metadata|curve)$/.test(line) || /^[\w-]+\s*=\s*"/.test(line)) {
       if (m?.[1] === 'secret-key') throw new CurveKeyError(`${source}, line ${n + 1}: a secret key does not belong in a list of public keys`);
       continue; // comments, and the other lines of a CZMQ certificate
     }

@@ -177,9 +177,11 @@ export abstract class Worker<In = any, Out = unknown> {
         this.log.warn({ task: current.msg.id }, 'handing the current task back: it did not finish within stopGraceMs');
         current.abort.abort(new TaskAbortedError('stop', `rank ${this.rank} is stopping`));
         // The coordinator takes a bye with a task in flight as the task handed back.
+        for (const t of current.timers) clearTimeout(t);
+        this.#watchdog.disarm();
         this.#current = null;
         this.#bye();
-      }, this.options.stopGraceMs),
+      }, this.options.stopGraceMs).unref(),
     );
   }
 
@@ -322,7 +324,9 @@ export abstract class Worker<In = any, Out = unknown> {
     // A timeout beyond what a Node timer holds (24.8 days) is no limit in practice; set, it would fire at once.
     if (msg.timeoutMs !== null && msg.timeoutMs <= MAX_TIMER_MS) {
       const ms = msg.timeoutMs;
-      current.timers.push(setTimeout(() => abort.abort(new TaskAbortedError('timeout', `task ${msg.id} exceeded its timeout of ${ms} ms`)), ms));
+      // Unref'd: a task's timers must not keep the process alive once the worker has left (the
+      // socket does while it serves); a handler handed back may never settle.
+      current.timers.push(setTimeout(() => abort.abort(new TaskAbortedError('timeout', `task ${msg.id} exceeded its timeout of ${ms} ms`)), ms).unref());
       this.#watchdog.arm(Date.now() + ms + this.options.killGraceMs);
     }
     const context: TaskContext = { taskId: msg.id, attempt: msg.attempt, type: msg.type, resource: msg.resource, rank: this.rank!, signal: abort.signal };
