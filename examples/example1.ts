@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { Master, rank, size, Worker, WorkQueue } from 'taskfarm';
+import { range } from './python.ts';
 
 /** The application: it has a lot of work to do, so it hands it to its workers until all is done. */
 class MyApp {
@@ -58,10 +59,6 @@ async function main(): Promise<void> {
     await new MyWorker().run();
   }
   console.log(`Task completed (rank ${rank()})`);
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
 await main();

@@ -12,6 +12,7 @@
  */
 import { hostname } from 'node:os';
 import { Master, MultiWorkQueue, rank, size, TaskError, Worker, type TaskContext } from 'taskfarm';
+import { mulberry32, randint, range } from './python.ts';
 
 /** The seed's IntEnum: the values are numbers (from 1), which is what travels with each task. */
 enum Tasks {
@@ -201,30 +202,9 @@ async function main(): Promise<void> {
   console.log(`Task completed (rank ${rank()})`);
 }
 
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
-}
-
 /** Wall-clock time in ms with sub-ms precision, comparable between processes of one host. */
 function now(): string {
   return (performance.timeOrigin + performance.now()).toFixed(3);
-}
-
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Python's random.randint: an integer in [lo, hi], both included. */
-function randint(random: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(random() * (hi - lo + 1));
 }
 
 await main();
