@@ -80,7 +80,7 @@ export interface FarmStatus {
     idle: number;
     busy: number;
     terminating: number;
-    /** Workers lost since the start (connection dropped, unreachable, silent): a count, not a state. */
+    /** Workers lost since the start (connection dropped, or idle and silent): a count, not a state. */
     lost: number;
     queued: number;
     inFlight: number;
@@ -179,7 +179,7 @@ export class FarmMetrics {
 
     // Series that exist from the start, so that rate() and absent() work before the first event.
     for (const affinity of DISPATCH_KINDS) this.#c.dispatches.inc({ affinity }, 0);
-    for (const reason of ['disconnected', 'unreachable', 'silent']) this.#c.lost.inc({ reason }, 0);
+    for (const reason of ['disconnected', 'silent'] satisfies LeaveReason[]) this.#c.lost.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.#c.authFailures.inc({ reason }, 0);
     this.#c.joined.inc(0);
     this.#c.left.inc(0);
@@ -412,7 +412,7 @@ function createCounters(registers: Registry[]) {
     left: new Counter({ name: 'taskfarm_workers_left_total', help: 'Workers that left cleanly (said bye).', registers }),
     lost: new Counter({
       name: 'taskfarm_workers_lost_total',
-      help: 'Workers lost without a bye, by reason (disconnected, unreachable, silent); their task in flight is requeued.',
+      help: 'Workers lost without a bye, by reason (disconnected, silent); their task in flight is requeued.',
       labelNames: ['reason'],
       registers,
     }),

@@ -2,7 +2,7 @@
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { TaskError } from '../src/errors.ts';
 import { FileJournal } from '../src/journal.ts';
 import { Master } from '../src/master.ts';
@@ -18,10 +18,15 @@ function jobOn(path: string) {
   return { host, queue };
 }
 
-t.test('a restarted job skips what was delivered, delivers what had completed, runs the rest', async (t) => {
+/** A journal file in a fresh directory removed after the test. */
+function journalPath(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'taskfarm-journal-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'j');
+  return join(dir, 'j');
+}
+
+t.test('a restarted job skips what was delivered, delivers what had completed, runs the rest', async (t) => {
+  const path = journalPath(t);
 
   const first = jobOn(path);
   first.queue.doWork();
@@ -43,9 +48,7 @@ t.test('a restarted job skips what was delivered, delivers what had completed, r
 });
 
 t.test('a completed but untaken result is delivered after the restart without running again', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'taskfarm-journal-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'j');
+  const path = journalPath(t);
   const journal = new FileJournal(path, { sync: 'always' });
   journal.completed('jobs', 2, { ok: true, payload: Buffer.from([0xa3, 0x74, 0x77, 0x6f]) });
   journal.completed('jobs', 3, { ok: false, error: { name: 'Error', message: 'bad', code: 'EBAD' } });
@@ -69,9 +72,7 @@ t.test('a completed but untaken result is delivered after the restart without ru
 });
 
 t.test('a batch still in the application’s hands when the coordinator dies is delivered again', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'taskfarm-journal-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'j');
+  const path = journalPath(t);
   const first = jobOn(path);
   first.queue.doWork();
   first.host.complete('p1', 'r0');
