@@ -28,6 +28,12 @@ export interface WorkerSettings {
   livenessMs: number;
   /** The largest frame the coordinator accepts; a worker fails a task whose result is larger. */
   maxMessageBytes: number;
+  /**
+   * The most tasks the coordinator will have in flight on this worker at once: the smaller of the
+   * worker's `register.window` and its own limit. Above 1, tasks may come batched (`tasks`) and
+   * results may go batched (`results`). Absent means 1 (every peer of version 1 speaks that).
+   */
+  window?: number;
 }
 
 /** Reject codes a coordinator may answer a `register` with. */
@@ -50,6 +56,11 @@ export interface Register {
    * (rank and task in flight) instead of being refused its rank. Null when the worker sends none.
    */
   instance: string | null;
+  /**
+   * The most tasks this worker takes at once (it queues those it is not running yet); 1, the
+   * default when absent, is one task at a time with the single `work`/`result` envelopes only.
+   */
+  window?: number;
 }
 
 export interface Welcome {
@@ -103,6 +114,8 @@ export interface Result {
   attempt: number;
   /** The handler's return value, msgpack-encoded on its own; it travels as the next frame. */
   payload: Uint8Array;
+  /** How long the handler ran, in µs, when the worker measured it (the coordinator sizes windows with it). */
+  us?: number;
 }
 
 export interface TaskFailed {
@@ -110,6 +123,32 @@ export interface TaskFailed {
   id: number;
   attempt: number;
   error: WireError;
+  us?: number;
+}
+
+/**
+ * Several tasks in one envelope (window > 1 only). On the wire: a header listing each task's
+ * fields and payload length, then one frame holding the payloads back to back.
+ */
+export interface Tasks {
+  t: 'tasks';
+  tasks: Work[];
+}
+
+/** Several results in one envelope (window > 1 only); answered by one `receipt` carrying `seq`. */
+export interface Results {
+  t: 'results';
+  /** Chosen by the worker, echoed in the receipt: which batch it may forget. */
+  seq: number;
+  /** How long the handlers of these results ran in all, in µs. */
+  us: number;
+  results: Result[];
+}
+
+/** The coordinator took the `results` envelope `seq` (accepted, or dropped as stale). */
+export interface Receipt {
+  t: 'receipt';
+  seq: number;
 }
 
 export interface Heartbeat {
@@ -125,8 +164,8 @@ export interface Bye {
 }
 
 /** What a worker may send. */
-export type WorkerMessage = Register | Ready | Result | TaskFailed | Heartbeat | Bye;
+export type WorkerMessage = Register | Ready | Result | Results | TaskFailed | Heartbeat | Bye;
 /** What a coordinator may send. */
-export type CoordinatorMessage = Welcome | Reject | Work | Ack | Cancel | Heartbeat | Terminate;
+export type CoordinatorMessage = Welcome | Reject | Work | Tasks | Ack | Receipt | Cancel | Heartbeat | Terminate;
 export type Envelope = WorkerMessage | CoordinatorMessage;
 export type EnvelopeType = Envelope['t'];

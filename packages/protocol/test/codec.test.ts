@@ -5,11 +5,15 @@
 import { Packr } from 'msgpackr';
 import t, { type Test } from 'tap';
 import {
+  BATCH_INLINE_BYTES,
+  BATCH_MAX_TASKS,
   decodeFromCoordinator,
   decodeFromWorker,
   decodePayload,
   encode,
+  encodeMessage,
   encodePayload,
+  MAX_BATCH_ENTRIES,
   MAX_HEADER_BYTES,
   MAX_MESSAGE_FRAMES,
   PayloadError,
@@ -817,5 +821,54 @@ t.test('toWireError handles throws that are not Errors', (tt) => {
     const env = decodeFromWorker(encode({ t: 'error', id: 1, attempt: 1, error: toWireError(thrown) }))[0]!;
     tt.equal(env.t, 'error', `${typeof thrown} crosses the wire`);
   }
+  tt.end();
+});
+
+t.test('batches: tasks and results carry many tasks in two frames, payloads as views', (tt) => {
+  const works = [1, 2, 3].map((id): Envelope => ({ t: 'work', id, attempt: 1, type: id === 2 ? 'render' : null, resource: id === 3 ? 7 : null, timeoutMs: id === 1 ? 500 : null, payload: encodePayload(`data ${id}`) }));
+  const frames = encodeMessage(works, true);
+  tt.equal(frames.length, 2, 'one header frame and one payload frame for three tasks');
+  const [batch] = decodeFromCoordinator(frames);
+  tt.equal(batch!.t, 'tasks');
+  const tasks = (batch as Extract<CoordinatorMessage, { t: 'tasks' }>).tasks;
+  tt.same(tasks.map((w) => [w.id, w.type, w.resource, w.timeoutMs, decodePayload(w.payload)]), [
+    [1, null, null, 500, 'data 1'],
+    [2, 'render', null, null, 'data 2'],
+    [3, null, 7, null, 'data 3'],
+  ]);
+  tt.equal(tasks[1]!.payload.buffer, frames[1]!.buffer, 'each payload is a view of the payload frame, not a copy');
+
+  tt.equal(encodeMessage(works, false).length, 6, 'without batching: two frames per task, as a window-1 peer expects');
+  const big: Envelope = { t: 'work', id: 9, attempt: 1, type: null, resource: null, timeoutMs: null, payload: Buffer.alloc(BATCH_INLINE_BYTES + 1) };
+  const mixed = decodeFromCoordinator(encodeMessage([works[0]!, works[1]!, big, { t: 'ack', id: 4, attempt: 1 }, works[2]!], true));
+  tt.same(mixed.map((e) => e.t), ['tasks', 'work', 'ack', 'work'], 'a large payload travels as its own frame; order with other envelopes is kept');
+  const many = Array.from({ length: BATCH_MAX_TASKS + 1 }, (_, i): Envelope => ({ ...(works[0] as object), id: i } as Envelope));
+  tt.same(decodeFromCoordinator(encodeMessage(many, true)).map((e) => e.t), ['tasks', 'work'], 'at most BATCH_MAX_TASKS per batch');
+
+  const results: Envelope = { t: 'results', seq: 5, us: 1234, results: [10, 11].map((id) => ({ t: 'result' as const, id, attempt: 2, payload: encodePayload({ id }) })) };
+  const [r] = decodeFromWorker(encode(results));
+  tt.equal(r!.t, 'results');
+  const rs = r as Extract<WorkerMessage, { t: 'results' }>;
+  tt.same([rs.seq, rs.us, rs.results.map((x) => [x.id, x.attempt, decodePayload(x.payload)])], [5, 1234, [[10, 2, { id: 10 }], [11, 2, { id: 11 }]]]);
+  tt.same(decodeFromCoordinator(encode({ t: 'receipt', seq: 5 })), [{ t: 'receipt', seq: 5 }]);
+  tt.same(decodeFromWorker(encode({ t: 'result', id: 1, attempt: 1, payload: encodePayload(1), us: 42 }))[0], { t: 'result', id: 1, attempt: 1, payload: encodePayload(1), us: 42 });
+  tt.end();
+});
+
+t.test('batches: malformed entries and lengths are refused', (tt) => {
+  const payload = Buffer.from([1, 2, 3]);
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: [[1, 1, null, null, null, 2]] }), payload], 'EFRAMES', 'lengths that do not add up to the payload frame');
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: [] }), Buffer.alloc(0)], 'EFIELD', 'an empty batch');
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: [[1, 1, null, null, null]] }), payload], 'EFIELD', 'an entry with a field missing');
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: [[1, 0, null, null, null, 3]] }), payload], 'EFIELD', 'attempt 0');
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: [[1, 1, null, null, null, -3]] }), payload], 'EFIELD', 'a negative length');
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: [[1, 1, null, null, null, 3]] })], 'EFRAMES', 'no payload frame');
+  refuses(tt, 'coordinator', [hdr({ t: 'tasks', tasks: Array.from({ length: MAX_BATCH_ENTRIES + 1 }, () => [1, 1, null, null, null, 0]) }), Buffer.alloc(0)], 'EFIELD', 'too many entries');
+  refuses(tt, 'worker', [hdr({ t: 'results', seq: 1, us: 0, results: [[1, 1, 4]] }), payload], 'EFRAMES', 'result lengths that do not add up');
+  refuses(tt, 'worker', [hdr({ t: 'results', us: 0, results: [[1, 1, 3]] }), payload], 'EFIELD', 'results without seq');
+  refuses(tt, 'worker', [hdr({ t: 'tasks', tasks: [[1, 1, null, null, null, 3]] }), payload], 'ETYPE', 'tasks sent by a worker');
+  refuses(tt, 'coordinator', [hdr({ t: 'results', seq: 1, us: 0, results: [[1, 1, 3]] }), payload], 'ETYPE', 'results sent by a coordinator');
+  refuses(tt, 'worker', [hdr({ t: 'register', rank: null, host: 'h', pid: 1, instance: null, window: 0 })], 'EFIELD', 'a window of 0');
+  tt.same((decodeFromWorker([hdr({ t: 'register', rank: null, host: 'h', pid: 1, instance: null, window: 64 })])[0] as { window?: number }).window, 64, 'a window is read');
   tt.end();
 });
