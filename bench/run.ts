@@ -1,11 +1,12 @@
 /**
- * `pnpm bench [--quick]`: taskfarm through its public queue API against the raw zeromq.js loops,
- * measured in the same run (ratios are what count on a shared machine), 2 worker processes on
- * loopback TCP unless a scenario says otherwise. Prints a table and writes bench/results/latest.json.
+ * `pnpm bench [--quick] [--only a,b,c,d,lat,q,scale]`: taskfarm through its public queue API against
+ * the raw zeromq.js loops, measured in the same run (ratios are what count on a shared machine), 2
+ * worker processes on loopback TCP unless a scenario says otherwise. Prints a table and writes
+ * bench/results/latest.json (only-<scenarios>.json with --only).
  * Targets and anchors: issue 6 and ../shared/anchors/RESULTS.md. Benchmarks, not tests: nothing here
  * asserts a time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Coordinator, Master, WorkQueue, type Key } from 'taskfarm';
@@ -14,9 +15,34 @@ import { DEFAULT_POLICY, type Task } from '../packages/coordinator/src/farm.ts';
 import { rawLoop } from './raw-zmq.ts';
 import { payload, PAYLOAD_BYTES, type Scenario } from './tasks.ts';
 
+const SCENARIOS = ['a', 'b', 'c', 'd', 'lat', 'q', 'scale'] as const;
 const quick = process.argv.includes('--quick');
+const only = parseOnly(process.argv.slice(2));
 const REPS = quick ? 1 : 3;
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const WORKER_HOST = fileURLToPath(new URL('./worker-host.ts', import.meta.url));
+/** How long a farm's workers may take to register before the run is given up. */
+const REGISTER_TIMEOUT_MS = 60_000;
+
+/** `--only a,scale` (or `--only=scale`, or repeated): run just those scenarios. */
+function parseOnly(argv: string[]): Set<string> | null {
+  const names: string[] = [];
+  argv.forEach((arg, i) => {
+    if (arg === '--only') names.push(...(argv[i + 1] ?? '').split(','));
+    else if (arg.startsWith('--only=')) names.push(...arg.slice('--only='.length).split(','));
+  });
+  if (!argv.some((a) => a === '--only' || a.startsWith('--only='))) return null;
+  const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) {
+    console.error(`--only takes a comma-separated list of: ${SCENARIOS.join(', ')} (got ${JSON.stringify(names.join(','))})`);
+    process.exit(2);
+  }
+  return new Set(names);
+}
+
+function want(scenario: (typeof SCENARIOS)[number]): boolean {
+  return only === null || only.has(scenario);
+}
 
 interface Row {
   scenario: string;
@@ -30,128 +56,245 @@ const rows: Row[] = [];
 async function measure(scenario: string, system: string, unit: string, once: () => Promise<number>, note?: string): Promise<number> {
   const runs: number[] = [];
   for (let i = 0; i < REPS; i++) runs.push(await once());
+  return record(scenario, system, unit, runs, note);
+}
+
+/** Adds a row of runs measured elsewhere (measure() does this for its own). */
+function record(scenario: string, system: string, unit: string, runs: number[], note?: string): number {
   rows.push({ scenario, system, unit, runs, ...(note ? { note } : {}) });
   const m = median(runs);
-  console.error(`  ${scenario.padEnd(4)} ${system.padEnd(44)} ${fmt(m)} ${unit}  [${runs.map(fmt).join(', ')}]`);
+  console.error(`  ${scenario.padEnd(5)} ${system.padEnd(44)} ${fmt(m)} ${unit}  [${runs.map(fmt).join(', ')}]`);
   return m;
 }
 
-/** One taskfarm run: a coordinator here, `workers` worker processes, `job` timed. */
-async function farm<T>(scenario: Scenario, workers: number, job: (queue: WorkQueue) => Promise<T>): Promise<T> {
+/** Worker processes still running: killed if this process exits before it could end them properly. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const k of live) k.kill('SIGKILL');
+});
+
+/** `processes` worker processes of `perProcess` workers each (1: bench/worker.ts, more: bench/worker-host.ts). */
+interface Layout {
+  processes: number;
+  perProcess: number;
+}
+
+/**
+ * One taskfarm run: a coordinator here, the workers of `layout` (a number: that many worker
+ * processes), `job` timed. `job` also gets the seconds from spawning the workers until every one
+ * of them had registered. Whatever happens, the workers are terminated and their processes ended.
+ */
+async function farm<T>(scenario: Scenario, layout: number | Layout, job: (queue: WorkQueue, registered: number) => Promise<T>): Promise<T> {
+  const { processes, perProcess } = typeof layout === 'number' ? { processes: layout, perProcess: 1 } : layout;
+  const workers = processes * perProcess;
   const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'warn' });
-  const kids: ChildProcess[] = Array.from({ length: workers }, () =>
-    spawn(process.execPath, ['--import', 'tsx', WORKER], {
-      stdio: 'inherit',
-      env: { ...process.env, TASKFARM_CONNECT: coordinator.endpoint, BENCH_SCENARIO: scenario, TASKFARM_LOG_LEVEL: 'warn' },
-    }),
-  );
+  const failed = new AbortController();
+  const t0 = performance.now();
+  const kids: ChildProcess[] = Array.from({ length: processes }, () => {
+    const kid = spawn(process.execPath, ['--import', 'tsx', perProcess === 1 ? WORKER : WORKER_HOST], {
+      // The IPC channel lets a worker process see this one go away (bench-worker.ts, exitWithParent).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, TASKFARM_CONNECT: coordinator.endpoint, BENCH_SCENARIO: scenario, BENCH_WORKERS: String(perProcess), TASKFARM_LOG_LEVEL: 'warn' },
+    });
+    live.add(kid);
+    kid.once('exit', (code, signal) => {
+      live.delete(kid);
+      if (code !== 0) failed.abort(new Error(`a worker process (pid ${kid.pid}) exited with ${code ?? signal}`));
+    });
+    return kid;
+  });
   const master = new Master(undefined, { coordinator });
-  await master.waitForWorkers(workers);
-  const result = await job(new WorkQueue(master));
-  await master.terminateWorkers();
-  await coordinator.close();
-  await Promise.all(kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(null) : k.on('exit', r)))));
-  return result;
+  try {
+    try {
+      await master.waitForWorkers(workers, { signal: AbortSignal.any([failed.signal, AbortSignal.timeout(REGISTER_TIMEOUT_MS)]) });
+    } catch (err) {
+      throw new Error(`${master.numWorkers()} of ${workers} workers registered: ${(err as Error).message}`, { cause: err });
+    }
+    const registered = (performance.now() - t0) / 1000;
+    return await abortable(job(new WorkQueue(master), registered), failed.signal);
+  } finally {
+    failed.abort(new Error('finished'));
+    await within(master.terminateWorkers(), 15_000);
+    await coordinator.close();
+    await Promise.all(kids.map((k) => ended(k, 5_000)));
+  }
+}
+
+/** Rejects with the signal's reason when it aborts first. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    p.then(resolve, reject);
+  });
+}
+
+/** Waits for `p` at most `ms`; false when it did not settle in time or rejected. */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  return Promise.race([p.then(() => true, () => false), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once `kid` has exited: it gets `ms` to do so on its own, then SIGTERM, then SIGKILL. */
+async function ended(kid: ChildProcess, ms: number): Promise<void> {
+  const exit = kid.exitCode !== null || kid.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => kid.once('exit', () => r()));
+  if (await within(exit, ms)) return;
+  kid.kill('SIGTERM');
+  if (await within(exit, ms)) return;
+  kid.kill('SIGKILL');
+  await exit;
 }
 
 /** Wall seconds to run `tasks` tasks of `data(i)` through the queue and drain every result. */
-function throughput(scenario: Scenario, workers: number, tasks: number, data: (i: number) => unknown, resource?: (i: number) => Key) {
-  return farm(scenario, workers, async (queue) => {
+function throughput(scenario: Scenario, layout: number | Layout, tasks: number, data: (i: number) => unknown, resource?: (i: number) => Key) {
+  return farm(scenario, layout, async (queue, registered) => {
     const t0 = performance.now();
     for (let i = 0; i < tasks; i++) queue.addWork(data(i), resource ? resource(i) : null);
     const results = await queue.drain();
     const wall = (performance.now() - t0) / 1000;
     if (results.length !== tasks || results.some((r) => !r.ok)) throw new Error('a benchmark task failed');
-    return { wall, results };
+    return { wall, results, registered };
   });
 }
 
+/** `ulimit -n` of this shell (children inherit it), or Infinity. */
+function openFileLimit(): number {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
+    return out === 'unlimited' ? Infinity : Number(out);
+  } catch {
+    return NaN;
+  }
+}
+
 async function main(): Promise<void> {
-  console.error(`taskfarm bench${quick ? ' --quick' : ''}: ${REPS} run(s) each, median [runs]`);
+  console.error(`taskfarm bench${quick ? ' --quick' : ''}${only ? ` --only ${[...only].join(',')}` : ''}: ${REPS} run(s) each, median [runs]`);
   const N = 2;
+  const summary: Record<string, unknown> = {};
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
   // a. empty tasks
-  const aTasks = quick ? 5_000 : 30_000;
-  const tfA = await measure('a', `taskfarm WorkQueue, ${N} workers`, 'tasks/s', async () => aTasks / (await throughput('a', N, aTasks, (i) => i)).wall);
-  await measure('a', 'raw zeromq.js, 1 in flight', 'tasks/s', async () => aTasks / (await rawLoop({ scenario: 'a', workers: N, tasks: aTasks, batch: 1, window: 1, data: (i) => i })));
-  await measure('a', 'raw zeromq.js, 8 in flight', 'tasks/s', async () => aTasks / (await rawLoop({ scenario: 'a', workers: N, tasks: aTasks, batch: 1, window: 8, data: (i) => i })));
-  const rawBatch = quick ? 100_000 : 500_000;
-  const raw64 = await measure('a', 'raw zeromq.js, 64 per message x 4 in flight', 'tasks/s', async () => rawBatch / (await rawLoop({ scenario: 'a', workers: N, tasks: rawBatch, batch: 64, window: 4, data: (i) => i })));
+  if (want('a')) {
+    const aTasks = quick ? 5_000 : 30_000;
+    const tfA = await measure('a', `taskfarm WorkQueue, ${N} workers`, 'tasks/s', async () => aTasks / (await throughput('a', N, aTasks, (i) => i)).wall);
+    await measure('a', 'raw zeromq.js, 1 in flight', 'tasks/s', async () => aTasks / (await rawLoop({ scenario: 'a', workers: N, tasks: aTasks, batch: 1, window: 1, data: (i) => i })));
+    await measure('a', 'raw zeromq.js, 8 in flight', 'tasks/s', async () => aTasks / (await rawLoop({ scenario: 'a', workers: N, tasks: aTasks, batch: 1, window: 8, data: (i) => i })));
+    const rawBatch = quick ? 100_000 : 500_000;
+    const raw64 = await measure('a', 'raw zeromq.js, 64 per message x 4 in flight', 'tasks/s', async () => rawBatch / (await rawLoop({ scenario: 'a', workers: N, tasks: rawBatch, batch: 64, window: 4, data: (i) => i })));
+    summary['a: taskfarm / 64x4 raw loop (target >= 0.3x)'] = ratio(tfA, raw64);
+    summary['a: taskfarm tasks/s (target >= 250,000)'] = Math.round(tfA);
+  }
 
   // b. 1 ms CPU tasks: efficiency = ideal / wall, ideal = tasks x 1 ms / workers
-  const bTasks = quick ? 500 : 2_000;
-  const ideal = (bTasks * 0.001) / N;
-  await measure('b', `taskfarm WorkQueue, ${N} workers`, '% eff', async () => (100 * ideal) / (await throughput('b', N, bTasks, (i) => i)).wall);
-  await measure('b', 'raw zeromq.js, 8 in flight', '% eff', async () => (100 * ideal) / (await rawLoop({ scenario: 'b', workers: N, tasks: bTasks, batch: 1, window: 8, data: (i) => i })));
+  if (want('b')) {
+    const bTasks = quick ? 500 : 2_000;
+    const ideal = (bTasks * 0.001) / N;
+    await measure('b', `taskfarm WorkQueue, ${N} workers`, '% eff', async () => (100 * ideal) / (await throughput('b', N, bTasks, (i) => i)).wall);
+    await measure('b', 'raw zeromq.js, 8 in flight', '% eff', async () => (100 * ideal) / (await rawLoop({ scenario: 'b', workers: N, tasks: bTasks, batch: 1, window: 8, data: (i) => i })));
+  }
 
   // c. 100 KiB payloads returned back: MB/s one way
-  const cTasks = quick ? 300 : 2_000;
-  const bytes = payload();
-  const mbps = (wall: number) => (cTasks * PAYLOAD_BYTES) / wall / 1e6;
-  await measure('c', `taskfarm WorkQueue, ${N} workers`, 'MB/s', async () => mbps((await throughput('c', N, cTasks, () => bytes)).wall));
-  await measure('c', 'raw zeromq.js, 8 in flight', 'MB/s', async () => mbps(await rawLoop({ scenario: 'c', workers: N, tasks: cTasks, batch: 1, window: 8, data: () => bytes })));
+  if (want('c')) {
+    const cTasks = quick ? 300 : 2_000;
+    const bytes = payload();
+    const mbps = (wall: number) => (cTasks * PAYLOAD_BYTES) / wall / 1e6;
+    await measure('c', `taskfarm WorkQueue, ${N} workers`, 'MB/s', async () => mbps((await throughput('c', N, cTasks, () => bytes)).wall));
+    await measure('c', 'raw zeromq.js, 8 in flight', 'MB/s', async () => mbps(await rawLoop({ scenario: 'c', workers: N, tasks: cTasks, batch: 1, window: 8, data: () => bytes })));
+  }
 
   // d. seed example 3: 300 tasks over resources 1..3 (seeded), 20 ms to acquire, 1 ms CPU
-  const seedD: Record<number, string> = { 1: '0.371 s, 3 acq.', 2: '0.278 s, 4 acq.', 4: '0.208 s, 9 acq.' };
-  for (const workers of [1, 2, 4]) {
-    let acquisitions = 0;
-    let x = 42;
-    const res = Array.from({ length: 300 }, () => ((x = (x * 1103515245 + 12345) >>> 0), 1 + (x % 3)));
-    await measure('d', `taskfarm WorkQueue, ${workers} worker(s)`, 's', async () => {
-      const { wall, results } = await throughput('d', workers, 300, (i) => i, (i) => res[i]!);
-      acquisitions = results.filter((r) => r.ok && r.value === true).length;
-      return wall;
-    }, `seed: ${seedD[workers]}`);
-    rows.at(-1)!.note += `; taskfarm: ${acquisitions} acquisitions (last run)`;
+  if (want('d')) {
+    const seedD: Record<number, string> = { 1: '0.371 s, 3 acq.', 2: '0.278 s, 4 acq.', 4: '0.208 s, 9 acq.' };
+    for (const workers of [1, 2, 4]) {
+      let acquisitions = 0;
+      let x = 42;
+      const res = Array.from({ length: 300 }, () => ((x = (x * 1103515245 + 12345) >>> 0), 1 + (x % 3)));
+      await measure('d', `taskfarm WorkQueue, ${workers} worker(s)`, 's', async () => {
+        const { wall, results } = await throughput('d', workers, 300, (i) => i, (i) => res[i]!);
+        acquisitions = results.filter((r) => r.ok && r.value === true).length;
+        return wall;
+      }, `seed: ${seedD[workers]}`);
+      rows.at(-1)!.note += `; taskfarm: ${acquisitions} acquisitions (last run)`;
+    }
   }
 
   // Latency: one task at a time on an idle farm (mean round trip), against the raw loop with 1 in flight.
-  const lTasks = quick ? 300 : 2_000;
-  const tfLat = await measure('lat', 'taskfarm submit(), 1 worker, one at a time', 'µs', () =>
-    farm('a', 1, async (queue) => {
-      const t0 = performance.now();
-      for (let i = 0; i < lTasks; i++) await queue.submit(i);
-      return ((performance.now() - t0) * 1000) / lTasks;
-    }),
-  );
-  const rawLat = await measure('lat', 'raw zeromq.js, 1 worker, 1 in flight', 'µs', async () => ((await rawLoop({ scenario: 'a', workers: 1, tasks: lTasks, batch: 1, window: 1, data: (i) => i })) * 1e6) / lTasks);
+  if (want('lat')) {
+    const lTasks = quick ? 300 : 2_000;
+    const tfLat = await measure('lat', 'taskfarm submit(), 1 worker, one at a time', 'µs', () =>
+      farm('a', 1, async (queue) => {
+        const t0 = performance.now();
+        for (let i = 0; i < lTasks; i++) await queue.submit(i);
+        return ((performance.now() - t0) * 1000) / lTasks;
+      }),
+    );
+    const rawLat = await measure('lat', 'raw zeromq.js, 1 worker, 1 in flight', 'µs', async () => ((await rawLoop({ scenario: 'a', workers: 1, tasks: lTasks, batch: 1, window: 1, data: (i) => i })) * 1e6) / lTasks);
+    summary['latency: taskfarm / raw 1-in-flight (target <= 1.2x)'] = ratio(tfLat, rawLat);
+  }
 
   // Queue: addWork rate and bytes per queued task beyond the payload; affinity picks over 10,000 resources.
-  const qTasks = quick ? 200_000 : 1_000_000;
-  await measure('q', `addWork x ${qTasks.toLocaleString('en')} (no workers)`, 'tasks/s', async () => {
-    const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'warn' });
-    const queue = new WorkQueue(new Master([1], { coordinator }));
-    gc();
-    const heap0 = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
-    const t0 = performance.now();
-    for (let i = 0; i < qTasks; i++) queue.addWork(i);
-    const rate = qTasks / ((performance.now() - t0) / 1000);
-    gc();
-    const perTask = (process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - heap0) / qTasks;
-    lastNote = `${perTask.toFixed(0)} bytes per queued task (payload included: 1-5 bytes)`;
-    await coordinator.close();
-    return rate;
-  });
-  rows.at(-1)!.note = lastNote;
-  await measure('q', 'affinity picks, 10,000 resources held by 100 workers', 'picks/s', async () => {
-    const q = new AffinityQueue();
-    const n = quick ? 200_000 : 1_000_000;
-    for (let i = 0; i < n; i++) q.push(task(i, i % 10_000));
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) q.pick(i % 100);
-    return n / ((performance.now() - t0) / 1000);
-  });
+  if (want('q')) {
+    const qTasks = quick ? 200_000 : 1_000_000;
+    await measure('q', `addWork x ${qTasks.toLocaleString('en')} (no workers)`, 'tasks/s', async () => {
+      const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'warn' });
+      const queue = new WorkQueue(new Master([1], { coordinator }));
+      gc();
+      const heap0 = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+      const t0 = performance.now();
+      for (let i = 0; i < qTasks; i++) queue.addWork(i);
+      const rate = qTasks / ((performance.now() - t0) / 1000);
+      gc();
+      const perTask = (process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - heap0) / qTasks;
+      lastNote = `${perTask.toFixed(0)} bytes per queued task (payload included: 1-5 bytes)`;
+      await coordinator.close();
+      return rate;
+    });
+    rows.at(-1)!.note = lastNote;
+    await measure('q', 'affinity picks, 10,000 resources held by 100 workers', 'picks/s', async () => {
+      const q = new AffinityQueue();
+      const n = quick ? 200_000 : 1_000_000;
+      for (let i = 0; i < n; i++) q.push(task(i, i % 10_000));
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) q.pick(i % 100);
+      return n / ((performance.now() - t0) / 1000);
+    });
+  }
 
-  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-  const summary = {
-    'a: taskfarm / 64x4 raw loop (target >= 0.3x)': ratio(tfA, raw64),
-    'a: taskfarm tasks/s (target >= 250,000)': Math.round(tfA),
-    'latency: taskfarm / raw 1-in-flight (target <= 1.2x)': ratio(tfLat, rawLat),
-  };
+  // Scale: scenario a's empty tasks with 1,000 connected workers (4 processes x 250 DEALER sockets)
+  // against 10 (2 x 5), and how long the 1,000 take to register (spawn to waitForWorkers). The
+  // processes each hold one socket per worker and the coordinator one connection per worker.
+  if (want('scale')) {
+    const fds = openFileLimit();
+    if (!(fds >= 2_500)) {
+      const note = `skipped: ulimit -n is ${fds}; 1,000 workers want about 2,500 file descriptors (raise it with ulimit -n 4096)`;
+      console.error(`  scale ${note}`);
+      summary['scale'] = note;
+    } else {
+      const sTasks = quick ? 20_000 : 100_000;
+      const small: Layout = { processes: 2, perProcess: 5 };
+      const large: Layout = { processes: 4, perProcess: 250 };
+      const registration = new Map<Layout, number[]>([[small, []], [large, []]]);
+      const run = (layout: Layout) => async () => {
+        const { wall, registered } = await throughput('a', layout, sTasks, (i) => i);
+        registration.get(layout)!.push(registered);
+        return sTasks / wall;
+      };
+      const name = (l: Layout) => `${(l.processes * l.perProcess).toLocaleString('en')} workers (${l.processes} x ${l.perProcess})`;
+      const tf10 = await measure('scale', `taskfarm WorkQueue, ${name(small)}`, 'tasks/s', run(small), `${sTasks.toLocaleString('en')} empty tasks`);
+      const tf1000 = await measure('scale', `taskfarm WorkQueue, ${name(large)}`, 'tasks/s', run(large), `${sTasks.toLocaleString('en')} empty tasks`);
+      record('scale', `registration, ${name(small)}`, 's', registration.get(small)!, 'spawn to waitForWorkers(); process start-up included');
+      const reg1000 = record('scale', `registration, ${name(large)}`, 's', registration.get(large)!, 'spawn to waitForWorkers(); target <= 5 s');
+      summary['scale: 1,000 / 10 workers tasks/s (target >= 0.8x)'] = ratio(tf1000, tf10);
+      summary['scale: 1,000 workers registered in (target <= 5 s)'] = `${reg1000.toFixed(2)} s`;
+    }
+  }
+
   printTable(summary);
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const out = fileURLToPath(new URL('./results/latest.json', import.meta.url));
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), quick, reps: REPS, rows, summary }, null, 2));
+  // A partial run does not overwrite the full one.
+  const out = fileURLToPath(new URL(only ? `./results/only-${[...only].join(',')}.json` : './results/latest.json', import.meta.url));
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), quick, reps: REPS, only: only ? [...only] : null, rows, summary }, null, 2));
   console.log(`\n(JSON: ${out})`);
 }
 

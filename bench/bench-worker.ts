@@ -1,0 +1,41 @@
+/** taskfarm's worker for the benchmarks: the anchors' scenarios, and example 3's resource affinity. */
+import { Worker, type TaskContext, type WorkerOptions } from 'taskfarm';
+import { doTask, spinCpu, type Scenario } from './tasks.ts';
+
+export class BenchWorker extends Worker<unknown, unknown> {
+  readonly scenario: Scenario;
+  #held: unknown = null;
+
+  constructor(options?: WorkerOptions, scenario: Scenario = (process.env.BENCH_SCENARIO ?? 'a') as Scenario) {
+    super(options);
+    this.scenario = scenario;
+  }
+
+  async doWork(data: unknown, ctx: TaskContext): Promise<unknown> {
+    if (this.scenario !== 'd') return doTask(this.scenario, data);
+    // Example 3: acquiring a resource other than the one held costs 20 ms, then 1 ms of CPU.
+    let acquired = false;
+    if (this.#held !== ctx.resource) {
+      await new Promise((r) => setTimeout(r, 20));
+      this.#held = ctx.resource;
+      acquired = true;
+    }
+    spinCpu(1);
+    return acquired;
+  }
+}
+
+/**
+ * A benchmark worker process started by bench/run.ts with an IPC channel exits when its parent
+ * does, whatever its workers are doing: a bench that fails or is killed leaves no orphans
+ * reconnecting forever to a coordinator that is gone. `stop` gets a moment to say bye first.
+ */
+export function exitWithParent(stop: () => void, graceMs = 1000): void {
+  if (!process.channel) return;
+  // The channel must not keep the process alive once its workers are done.
+  process.channel.unref();
+  process.once('disconnect', () => {
+    stop();
+    setTimeout(() => process.exit(1), graceMs).unref();
+  });
+}
