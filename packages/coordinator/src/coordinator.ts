@@ -2,10 +2,11 @@
  * The coordinator process's shell: binds the ROUTER transport to the Farm, executes what the Farm
  * queues, logs what happens, and wakes whoever waits for a change. Rank 0 of a job.
  */
-import { decodeFromWorker, encode, PROTOCOL_VERSION, ProtocolError, RateLimiter, type Envelope } from '@taskfarm/protocol';
+import { decodeFromWorker, encodeMessages, PROTOCOL_VERSION, ProtocolError, RateLimiter, type Envelope } from '@taskfarm/protocol';
 import type { Logger } from 'pino';
 import { CoordinatorClosedError, NoWorkersError } from './errors.ts';
 import { Farm, type PeerId, type WorkerRecord } from './farm.ts';
+import { DEFAULT_WINDOW } from './window.ts';
 import { FileJournal } from './journal.ts';
 import { ObserverList, type CoordinatorObserver } from './observer.ts';
 import { createLogger } from './logger.ts';
@@ -79,7 +80,12 @@ export class Coordinator implements FarmHost {
     this.observers.add(this.#logObserver());
     this.farm = new Farm(
       { heartbeatMs: o.heartbeatMs, livenessMs: o.livenessMs, maxMessageBytes: o.maxMessageBytes },
-      { firstFreeRank: o.size, observer: this.observers, clock: () => performance.now() },
+      {
+        firstFreeRank: o.size,
+        observer: this.observers,
+        clock: () => performance.now(),
+        window: { ...DEFAULT_WINDOW, max: o.window, targetMs: o.windowMs },
+      },
     );
     // Keys and the allow-list are read now, so that a bad one fails here rather than at the first worker.
     const curve = curveServerSettings(o);
@@ -158,9 +164,9 @@ export class Coordinator implements FarmHost {
   // --- FarmHost ------------------------------------------------------------------------------
 
   /**
-   * Sends what the farm queued, at the end of the current synchronous run. Acknowledgements alone
-   * wait for the end of the event-loop turn instead: by then the application has usually handed the
-   * worker its next task, and the two leave as one ZeroMQ message (one send instead of two per task).
+   * Sends what the farm queued, at the end of the current synchronous run. Acknowledgements and
+   * receipts alone wait for the end of the event-loop turn instead: by then the application has
+   * usually handed the worker its next tasks, and they leave together as one ZeroMQ message.
    */
   flush(): void {
     if (this.#flushScheduled) return;
@@ -175,7 +181,7 @@ export class Coordinator implements FarmHost {
       }
       for (const [peer, envs] of byPeer) {
         const acks = this.#pendingAcks.get(peer);
-        if (envs.every((e) => e.t === 'ack')) {
+        if (envs.every((e) => e.t === 'ack' || e.t === 'receipt')) {
           if (acks) acks.push(...envs);
           else this.#pendingAcks.set(peer, envs);
           if (!this.#acksScheduled) {
@@ -185,15 +191,20 @@ export class Coordinator implements FarmHost {
           continue;
         }
         this.#pendingAcks.delete(peer);
-        this.#transport.send(Buffer.from(peer, 'latin1'), (acks ? [...acks, ...envs] : envs).flatMap(encode));
+        this.#send(peer, acks ? [...acks, ...envs] : envs);
       }
     });
   }
 
   #sendAcks(): void {
     this.#acksScheduled = false;
-    for (const [peer, acks] of this.#pendingAcks) this.#transport.send(Buffer.from(peer, 'latin1'), acks.flatMap(encode));
+    for (const [peer, acks] of this.#pendingAcks) this.#send(peer, acks);
     this.#pendingAcks.clear();
+  }
+
+  #send(peer: PeerId, envs: Envelope[]): void {
+    const to = Buffer.from(peer, 'latin1');
+    for (const frames of encodeMessages(envs, this.farm.batches(peer))) this.#transport.send(to, frames);
   }
 
   waitForChange(options: WaitOptions, supply: () => Supply): Promise<boolean> {

@@ -13,6 +13,7 @@
 import { describeValue, encodePayload, type Envelope, type Key, type Register, type WireError, type WorkerMessage, type WorkerSettings } from '@taskfarm/protocol';
 import type { CoordinatorObserver, DispatchKind } from './observer.ts';
 import { RankTable } from './ranks.ts';
+import { DEFAULT_WINDOW, WorkerPace, type WindowSettings } from './window.ts';
 
 /** ROUTER routing ids, as latin1 strings so that they can key a Map. */
 export type PeerId = string;
@@ -30,7 +31,10 @@ export interface Task {
   readonly payload: Buffer | null;
   /** The data as given, when `payload` is null or a Master subclass overrides run() and must see it again. */
   readonly data: unknown;
-  /** When it entered its queue and when its current attempt left, by the farm's clock (ms). */
+  /**
+   * When it entered its queue, and when its current attempt started on its worker, by the farm's
+   * clock (ms): when it left, or, behind other tasks on the same worker, when the one before it came back.
+   */
   queuedAt: number;
   startedAt: number;
   /** Names the task within its queue across coordinator restarts (see journal.ts). */
@@ -119,7 +123,7 @@ export function isScalar(v: unknown): v is number | string | boolean | null {
 export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };
 
 /**
- * joining: registered, has not said `ready` yet; idle: may take a task; busy: a task is in flight;
+ * joining: registered, has not said `ready` yet; idle: nothing in flight; busy: tasks in flight;
  * terminating: told to exit, waiting for its `bye`.
  */
 export type WorkerState = 'joining' | 'idle' | 'busy' | 'terminating';
@@ -132,7 +136,12 @@ export interface WorkerRecord {
   readonly pid: number;
   readonly instance: string | null;
   state: WorkerState;
+  /** The task it runs, as far as the coordinator can tell: the oldest one in flight. */
   task: Task | null;
+  /** Tasks in flight behind `task`, waiting on the worker in the order they were sent (window above 1). */
+  readonly backlog: Task[];
+  /** Its agreed window and its pace, from which its window is sized. */
+  readonly pace: WorkerPace;
   readonly joinedAt: number;
   lastSeen: number;
 }
@@ -148,10 +157,11 @@ export interface FarmListener {
   workerReady(rank: number): void;
   taskFinished(rank: number, task: Task, outcome: Outcome): void;
   /**
-   * The worker left; `task` is what it had in flight, to be run again elsewhere: handed back when
-   * `reason` is `bye` (a worker stopping), lost with the worker otherwise.
+   * The worker left with tasks in flight, to be run again elsewhere: `running`, handed back when
+   * `reason` is `bye` (a worker stopping), lost with the worker otherwise; and `waiting`, the tasks
+   * queued behind it that it never started, in the order they were sent.
    */
-  workerGone(rank: number, task: Task | null, reason: LeaveReason): void;
+  workerGone(rank: number, running: Task | null, waiting: readonly Task[], reason: LeaveReason): void;
 }
 
 export type DropReason =
@@ -163,6 +173,7 @@ export type DropReason =
 
 export class Farm {
   readonly settings: WorkerSettings;
+  readonly window: WindowSettings;
   readonly outbox: Array<[PeerId, Envelope]> = [];
   readonly #ranks: RankTable;
   readonly #byRank = new Map<number, WorkerRecord>();
@@ -182,9 +193,10 @@ export class Farm {
 
   constructor(
     settings: WorkerSettings,
-    options: { firstFreeRank?: number; observer?: CoordinatorObserver; clock?: () => number } = {},
+    options: { firstFreeRank?: number; observer?: CoordinatorObserver; clock?: () => number; window?: WindowSettings } = {},
   ) {
     this.settings = settings;
+    this.window = options.window ?? DEFAULT_WINDOW;
     this.#ranks = new RankTable(options.firstFreeRank ?? 1);
     this.observer = options.observer ?? {};
     this.now = options.clock ?? (() => 0);
@@ -243,28 +255,46 @@ export class Farm {
 
   // --- commands from Masters -----------------------------------------------------------------
 
-  /** Sends `task` to an idle worker. The caller (a Master) has checked readiness. */
+  /** How many more tasks `rank` may be sent now: its window less what it has in flight. */
+  capacity(rank: number): number {
+    const w = this.#byRank.get(rank);
+    if (!w || (w.state !== 'idle' && w.state !== 'busy') || this.#terminateRequested.has(rank)) return 0;
+    return w.pace.room(inFlight(w), this.window);
+  }
+
+  /** Sends `task` to a worker with room for it. The caller (a Master) has checked readiness or capacity. */
   dispatch(rank: number, task: Task, kind: DispatchKind): void {
     const w = this.#byRank.get(rank);
-    if (!w || w.state !== 'idle') throw new Error(`internal: dispatch to rank ${rank} in state ${w?.state ?? 'absent'}`);
+    if (!w || (w.state !== 'idle' && w.state !== 'busy')) throw new Error(`internal: dispatch to rank ${rank} in state ${w?.state ?? 'absent'}`);
     w.state = 'busy';
-    w.task = task;
+    if (w.task === null) w.task = task;
+    else w.backlog.push(task);
     task.startedAt = this.now();
     this.observer.dispatched?.(w, task, kind);
     const { id, attempt, type, resource } = task;
     const payload = task.payload ?? encodePayload(task.data);
+    if (task.payload !== null) w.pace.bytes += payload.length;
     this.outbox.push([w.peer, { t: 'work', id, attempt, type, resource, timeoutMs: task.policy.timeoutMs, payload }]);
   }
 
   /**
-   * Asks the worker running `rank`'s task to abort it. The worker stays busy until it answers; its
-   * answer, whatever it is, then reaches the owner as an ECANCELLED error.
+   * Asks `rank`'s worker to abort task `taskId` (or to drop it unstarted). The task stays in flight
+   * until the worker answers; its answer, whatever it is, reaches the owner as an ECANCELLED error.
+   * Returns false when the worker does not hold the task.
    */
-  cancel(rank: number): void {
+  cancel(rank: number, taskId: number): boolean {
     const w = this.#byRank.get(rank);
-    if (!w?.task || w.task.cancelled) return;
-    w.task.cancelled = true;
-    this.outbox.push([w.peer, { t: 'cancel', id: w.task.id, attempt: w.task.attempt }]);
+    const task = w?.task?.id === taskId ? w.task : w?.backlog.find((t) => t.id === taskId);
+    if (!w || !task) return false;
+    if (task.cancelled) return true;
+    task.cancelled = true;
+    this.outbox.push([w.peer, { t: 'cancel', id: task.id, attempt: task.attempt }]);
+    return true;
+  }
+
+  /** Whether messages to `peer` may carry batches (its window is above 1). */
+  batches(peer: PeerId): boolean {
+    return (this.#byPeer.get(peer)?.pace.agreed ?? 1) > 1;
   }
 
   /**
@@ -355,19 +385,21 @@ export class Farm {
         this.#announceReady(w);
         return;
       case 'result':
-      case 'error': {
+      case 'error':
         // Acknowledged whether accepted or stale: either way the worker may forget it.
         this.outbox.push([peer, { t: 'ack', id: msg.id, attempt: msg.attempt }]);
-        const task = w.task;
-        if (!task || task.id !== msg.id || task.attempt !== msg.attempt) {
-          this.observer.dropped?.(peer, 'stale-result', `rank ${w.rank} reported task ${msg.id} attempt ${msg.attempt}`);
-          return;
-        }
-        let outcome: Outcome = msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer } : { ok: false, error: msg.error };
-        if (task.cancelled) outcome = { ok: false, error: { name: 'CancelledError', message: `task ${task.id} was cancelled`, code: 'ECANCELLED' } };
-        this.#finish(w, task, outcome, now);
+        if (msg.us !== undefined) w.pace.observe(msg.us, 1);
+        this.#outcome(w, msg.id, msg.attempt, msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer } : { ok: false, error: msg.error }, now);
         return;
-      }
+      case 'results':
+        this.outbox.push([peer, { t: 'receipt', seq: msg.seq }]);
+        w.pace.observe(msg.us, msg.results.length);
+        for (const r of msg.results) {
+          // A result before it in the batch may have ended the worker's membership (a timeout).
+          if (this.#byRank.get(w.rank) !== w) return;
+          this.#outcome(w, r.id, r.attempt, { ok: true, payload: r.payload as Buffer }, now);
+        }
+        return;
       case 'bye':
         this.#remove(w, 'bye', now);
         return;
@@ -378,11 +410,32 @@ export class Farm {
     }
   }
 
+  /** What a worker reported for (id, attempt): the outcome of a task it holds, or a stale report. */
+  #outcome(w: WorkerRecord, id: number, attempt: number, outcome: Outcome, now: number): void {
+    let task = w.task;
+    if (task !== null && task.id === id && task.attempt === attempt) {
+      // The usual case: the task it ran; the next one it holds starts now.
+      const next = w.backlog.shift() ?? null;
+      w.task = next;
+      if (next !== null) next.startedAt = now;
+    } else {
+      // A task it dropped unstarted (cancelled), or reported out of order.
+      const i = w.backlog.findIndex((t) => t.id === id && t.attempt === attempt);
+      if (i < 0) {
+        this.observer.dropped?.(w.peer, 'stale-result', `rank ${w.rank} reported task ${id} attempt ${attempt}`);
+        return;
+      }
+      task = w.backlog.splice(i, 1)[0]!;
+    }
+    if (task.cancelled) outcome = { ok: false, error: { name: 'CancelledError', message: `task ${task.id} was cancelled`, code: 'ECANCELLED' } };
+    this.#finish(w, task, outcome, now);
+  }
+
   #finish(w: WorkerRecord, task: Task, outcome: Outcome, now: number): void {
-    w.task = null;
-    // A worker told to terminate while busy finishes its task first, then exits.
-    const terminating = this.#terminateRequested.delete(w.rank);
-    w.state = terminating ? 'terminating' : 'idle';
+    // Scalars are a few bytes, encoded when they leave: not counted.
+    if (task.payload !== null) w.pace.bytes -= task.payload.length;
+    // A worker told to terminate while busy finishes what it holds first, then exits.
+    if (w.task === null && w.state === 'busy') w.state = this.#terminateRequested.delete(w.rank) ? 'terminating' : 'idle';
     this.observer.finished?.(w, task, outcome.ok, now);
     this.#owners.get(w.rank)?.taskFinished(w.rank, task, outcome);
   }
@@ -390,6 +443,7 @@ export class Farm {
   #timedOut(w: WorkerRecord, now: number): void {
     const task = w.task!;
     const error = { name: 'TimeoutError', message: `task ${task.id} exceeded its timeout of ${task.policy.timeoutMs} ms`, code: 'ETIMEDOUT' };
+    // The tasks behind it stay in flight until the worker leaves, and are handed back then.
     w.task = null;
     w.state = 'terminating';
     this.#terminateRequested.delete(w.rank);
@@ -412,7 +466,7 @@ export class Farm {
       previous.peer = peer;
       previous.lastSeen = now;
       this.#byPeer.set(peer, previous);
-      this.outbox.push([peer, { t: 'welcome', rank: previous.rank, settings: this.settings }]);
+      this.outbox.push([peer, { t: 'welcome', rank: previous.rank, settings: this.#settingsFor(previous) }]);
       return;
     }
     let rank: number;
@@ -425,12 +479,18 @@ export class Farm {
     } else {
       rank = this.#ranks.allocate();
     }
-    const w: WorkerRecord = { rank, peer, host: msg.host, pid: msg.pid, instance: msg.instance, state: 'joining', task: null, joinedAt: now, lastSeen: now };
+    const pace = new WorkerPace(Math.min(msg.window ?? 1, this.window.max));
+    const w: WorkerRecord = { rank, peer, host: msg.host, pid: msg.pid, instance: msg.instance, state: 'joining', task: null, backlog: [], pace, joinedAt: now, lastSeen: now };
     this.#byRank.set(rank, w);
     this.#byPeer.set(peer, w);
     if (w.instance !== null) this.#byInstance.set(w.instance, w);
-    this.outbox.push([peer, { t: 'welcome', rank, settings: this.settings }]);
+    this.outbox.push([peer, { t: 'welcome', rank, settings: this.#settingsFor(w) }]);
     this.observer.joined?.(w);
+  }
+
+  /** The settings, with the window agreed with this worker (left out at 1, as a version-1 peer expects). */
+  #settingsFor(w: WorkerRecord): WorkerSettings {
+    return w.pace.agreed > 1 ? { ...this.settings, window: w.pace.agreed } : this.settings;
   }
 
   #announceReady(w: WorkerRecord): void {
@@ -456,7 +516,13 @@ export class Farm {
     this.#ranks.release(w.rank);
     this.#terminateRequested.delete(w.rank);
     w.task = null;
-    this.observer.left?.(w, reason, task);
-    this.#owners.get(w.rank)?.workerGone(w.rank, task, reason);
+    const waiting = w.backlog.splice(0);
+    this.observer.left?.(w, reason, task, waiting);
+    this.#owners.get(w.rank)?.workerGone(w.rank, task, waiting, reason);
   }
+}
+
+/** Tasks in flight on a worker. */
+export function inFlight(w: WorkerRecord): number {
+  return (w.task === null ? 0 : 1) + w.backlog.length;
 }

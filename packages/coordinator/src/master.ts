@@ -2,6 +2,10 @@
  * The seed's Master: a group of worker ranks, each ready, running a task, or holding a completed
  * result until the application collects it with getData(). A worker becomes ready again only once
  * its previous result has been collected, exactly as in mpi-master-slave.
+ *
+ * A WorkQueue that collects every result the moment it arrives (`onTaskFinished`) drives its Master
+ * differently: it sends tasks with send() to any worker with room in its window (window.ts), several
+ * at a time, instead of one per ready worker.
  */
 import { decodePayload, encodePayload, type Key } from '@taskfarm/protocol';
 import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
@@ -44,6 +48,12 @@ export interface MasterOptions {
   timeoutMs?: number | null;
 }
 
+/** A worker with room in its window: `free` more tasks may be sent to it now. */
+export interface Slot {
+  readonly rank: number;
+  free: number;
+}
+
 /** A completed task as the queues collect it. */
 export interface Completion {
   readonly rank: number;
@@ -65,7 +75,9 @@ export class Master implements FarmListener {
   readonly #ranks = new Set<number>();
   /** Ready ranks in the order they became ready, so the longest-idle worker is offered first. */
   readonly #ready = new Set<number>();
-  readonly #running = new Map<number, Task>();
+  /** Ranks that may have room in their window (send()); pruned by slots() when they have none. */
+  readonly #open = new Set<number>();
+  #inFlight = 0;
   readonly #completed = new Map<number, Completion>();
   readonly #lost: Task[] = [];
   #terminating: { pending: Set<number>; resolve: () => void; promise: Promise<void> } | null = null;
@@ -77,10 +89,16 @@ export class Master implements FarmListener {
   #version = 0;
   #seenVersion = 0;
   /**
-   * Told when a worker of this Master leaves, with the task it had in flight; a WorkQueue puts the
-   * task back at the head of its queue. Without one, lost tasks wait in getLostWork().
+   * Told when a worker of this Master leaves, with the tasks it had in flight (see
+   * FarmListener.workerGone); a WorkQueue puts them back at the head of its queue. Without one, lost
+   * tasks wait in getLostWork().
    */
-  onWorkerGone: ((rank: number, task: Task | null, reason: LeaveReason) => void) | null = null;
+  onWorkerGone: ((rank: number, running: Task | null, waiting: readonly Task[], reason: LeaveReason) => void) | null = null;
+  /**
+   * Told of every completion as it arrives, instead of keeping it for getData(): a WorkQueue's way to
+   * collect at once, so that its workers never wait to be collected and may hold several tasks.
+   */
+  onTaskFinished: ((rank: number, task: Task, outcome: Outcome) => void) | null = null;
 
   /**
    * @param workers the ranks this Master controls, as in the seed (`range(1, size())`). Omitted:
@@ -132,6 +150,7 @@ export class Master implements FarmListener {
   removeWorker(rank: number): boolean {
     if (!this.#ready.has(rank)) return false;
     this.#ready.delete(rank);
+    this.#open.delete(rank);
     this.#ranks.delete(rank);
     this.host.farm.setOwner(rank, null);
     return true;
@@ -197,10 +216,40 @@ export class Master implements FarmListener {
   /** Sends an already-encoded task to a ready worker. */
   dispatch(rank: number, task: Task, kind: DispatchKind): void {
     this.#assertReady(rank);
+    this.#send(rank, task, kind);
+  }
+
+  /**
+   * Sends a task to a worker with room in its window, busy or not (a slot from slots()). For a
+   * queue that collects through onTaskFinished: results never wait for getData() there.
+   */
+  send(rank: number, task: Task, kind: DispatchKind): void {
+    if (!this.#ranks.has(rank) || this.#terminating || this.host.farm.capacity(rank) <= 0) throw new WorkerNotReadyError(rank, 'its window is full');
+    this.#send(rank, task, kind);
+  }
+
+  #send(rank: number, task: Task, kind: DispatchKind): void {
     this.#ready.delete(rank);
-    this.#running.set(rank, task);
+    this.#inFlight++;
     this.host.farm.dispatch(rank, task, kind);
     this.host.flush();
+  }
+
+  /**
+   * The workers with room in their windows, longest-open first, with how many more tasks each may
+   * take. Only ranks that gained room since they were last full are looked at, so a farm of busy
+   * workers costs nothing here however many workers it has.
+   */
+  slots(): Slot[] {
+    const out: Slot[] = [];
+    if (this.#terminating) return out;
+    const farm = this.host.farm;
+    for (const rank of this.#open) {
+      const free = farm.capacity(rank);
+      if (free > 0) out.push({ rank, free });
+      else this.#open.delete(rank);
+    }
+    return out;
   }
 
   getCompletedWorkers(): number[] {
@@ -222,18 +271,13 @@ export class Master implements FarmListener {
    * TaskError once the worker answers. Returns false when no worker of this Master runs it.
    */
   cancel(taskId: number): boolean {
-    for (const [rank, task] of this.#running) {
-      if (task.id !== taskId) continue;
-      this.host.farm.cancel(rank);
+    if (this.#inFlight === 0) return false;
+    for (const rank of this.#ranks) {
+      if (!this.host.farm.cancel(rank, taskId)) continue;
       this.host.flush();
       return true;
     }
     return false;
-  }
-
-  /** The task running on `rank`, if any. */
-  runningTask(rank: number): Task | undefined {
-    return this.#running.get(rank);
   }
 
   /** The completed task of `rank`, without collecting it. */
@@ -255,12 +299,12 @@ export class Master implements FarmListener {
 
   /** Nothing running and nothing left to collect. */
   done(): boolean {
-    return this.#running.size === 0 && this.#completed.size === 0;
+    return this.#inFlight === 0 && this.#completed.size === 0;
   }
 
   /** Tasks in flight on this Master's workers. */
   get runningCount(): number {
-    return this.#running.size;
+    return this.#inFlight;
   }
 
   /** Completed tasks whose results have not been collected. */
@@ -301,7 +345,7 @@ export class Master implements FarmListener {
     while (this.#connectedCount((w) => w.state !== 'joining') < count) await this.changed(options);
   }
 
-  #connectedCount(which: (w: WorkerRecord) => boolean = () => true): number {
+  #connectedCount(which: (w: WorkerRecord) => boolean): number {
     const farm = this.host.farm;
     let n = 0;
     if (this.adopting) {
@@ -317,7 +361,10 @@ export class Master implements FarmListener {
 
   supply(): Supply {
     if (!this.adopting && this.#ranks.size === 0) return 'none';
-    return this.#connectedCount() > 0 ? 'present' : 'absent';
+    // Asked on every wait: look no further than the first worker connected.
+    if (this.adopting) return this.host.farm.workerCount > 0 ? 'present' : 'absent';
+    for (const r of this.#ranks) if (this.host.farm.worker(r)) return 'present';
+    return 'absent';
   }
 
   /**
@@ -336,6 +383,7 @@ export class Master implements FarmListener {
       }
     }
     this.#ready.clear();
+    this.#open.clear();
     this.host.flush();
     let resolve!: () => void;
     const promise = new Promise<void>((res) => (resolve = res));
@@ -362,21 +410,27 @@ export class Master implements FarmListener {
       this.host.flush();
       return;
     }
-    if (!this.#completed.has(rank)) this.#ready.add(rank);
+    if (!this.#completed.has(rank)) this.#reopen(rank);
   }
 
   taskFinished(rank: number, task: Task, outcome: Outcome): void {
     this.#version++;
-    this.#running.delete(rank);
-    this.#completed.set(rank, { rank, task, outcome });
+    this.#inFlight--;
+    if (!this.onTaskFinished) {
+      this.#completed.set(rank, { rank, task, outcome });
+      return;
+    }
+    this.onTaskFinished(rank, task, outcome);
+    if (this.#ranks.has(rank) && !this.#terminating) this.#reopen(rank);
   }
 
-  workerGone(rank: number, task: Task | null, reason: LeaveReason): void {
+  workerGone(rank: number, running: Task | null, waiting: readonly Task[], reason: LeaveReason): void {
     this.#version++;
     this.#ready.delete(rank);
-    this.#running.delete(rank);
-    if (this.onWorkerGone) this.onWorkerGone(rank, task, reason);
-    else if (task) this.#lost.push(task);
+    this.#open.delete(rank);
+    this.#inFlight -= (running ? 1 : 0) + waiting.length;
+    if (this.onWorkerGone) this.onWorkerGone(rank, running, waiting, reason);
+    else this.#lost.push(...(running ? [running] : []), ...waiting);
     if (this.#terminating?.pending.delete(rank) && this.#terminating.pending.size === 0) this.#finishTerminate();
   }
 
@@ -386,19 +440,23 @@ export class Master implements FarmListener {
     const c = this.#completed.get(rank);
     if (c === undefined) return undefined;
     this.#completed.delete(rank);
-    const w = this.host.farm.worker(rank);
-    if (w?.state === 'idle' && this.#ranks.has(rank) && !this.#terminating) {
-      this.#ready.add(rank);
-      this.#version++;
-    }
+    if (this.#ranks.has(rank) && !this.#terminating && this.#reopen(rank)) this.#version++;
     return c;
+  }
+
+  /** A worker of ours has room again: open to send(); ready to run() too if it is idle. Returns whether it is ready. */
+  #reopen(rank: number): boolean {
+    this.#open.add(rank);
+    if (this.host.farm.worker(rank)?.state !== 'idle') return false;
+    this.#ready.add(rank);
+    return true;
   }
 
   #assertReady(rank: number): void {
     if (this.#ready.has(rank)) return;
     let why: string;
     if (!this.#ranks.has(rank)) why = 'it does not belong to this Master';
-    else if (this.#running.has(rank)) why = 'it is running a task';
+    else if (this.host.farm.worker(rank)?.state === 'busy') why = 'it is running a task';
     else if (this.#completed.has(rank)) why = 'its previous result has not been collected with getData()';
     else if (this.#terminating) why = 'it is being terminated';
     else why = 'it has not connected';

@@ -384,10 +384,13 @@ export class FarmMetrics {
 
   #inFlight(): Map<string, number> {
     const m = new Map<string, number>();
-    for (const w of this.#farm.workers()) {
-      if (w.state !== 'busy' || !w.task) continue;
-      const label = taskTypeLabel(w.task.type);
+    const count = (t: Task) => {
+      const label = taskTypeLabel(t.type);
       m.set(label, (m.get(label) ?? 0) + 1);
+    };
+    for (const w of this.#farm.workers()) {
+      if (w.task) count(w.task);
+      for (const t of w.backlog) count(t);
     }
     return m;
   }

@@ -12,7 +12,8 @@ export type DispatchKind = AffinityKind | 'direct';
 
 export interface CoordinatorObserver {
   joined?(w: WorkerRecord): void;
-  left?(w: WorkerRecord, reason: LeaveReason, lost: Task | null): void;
+  /** `lost`: the task it ran, lost with it (handed back on a bye); `waiting`: those it had not started. */
+  left?(w: WorkerRecord, reason: LeaveReason, lost: Task | null, waiting: readonly Task[]): void;
   rejected?(peer: PeerId, code: string, message: string): void;
   /** A message that was understood but not acceptable, dropped. */
   dropped?(peer: PeerId, reason: DropReason, detail: string): void;

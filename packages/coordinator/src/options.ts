@@ -36,6 +36,16 @@ export interface CoordinatorOptions {
    * coordinator that Masters create implicitly, false for one created with `Coordinator.start()`.
    */
   handleSignals?: boolean;
+  /**
+   * The most tasks a queue keeps in flight on one worker (the worker may ask for fewer). Within it,
+   * each worker's window follows its pace: 1 until its first task is back and for tasks of 20 ms or
+   * more, else enough to hold about `windowMs` of work, with tasks and results travelling in
+   * batches. 1 gives the seed's one task per worker. Master.run() always sends one task per worker.
+   * Default: `$TASKFARM_WINDOW`, else 256.
+   */
+  window?: number;
+  /** How much work, in ms of handler time, a worker's window should hold for short tasks. Default 5. */
+  windowMs?: number;
   /** How long close() waits for workers to say bye, in ms. Default 2000. */
   closeGraceMs?: number;
   /**
@@ -92,6 +102,8 @@ export const DEFAULTS = Object.freeze({
   logLevel: 'info',
   handleSignals: false,
   closeGraceMs: 2000,
+  window: 256,
+  windowMs: 5,
   timeoutGraceMs: 5000,
   journal: null,
   journalSync: 'interval',
@@ -115,6 +127,8 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
     logLevel: o.logLevel ?? (env.TASKFARM_LOG_LEVEL || DEFAULTS.logLevel),
     handleSignals: o.handleSignals ?? DEFAULTS.handleSignals,
     closeGraceMs: o.closeGraceMs ?? DEFAULTS.closeGraceMs,
+    window: o.window ?? envInt(env, 'TASKFARM_WINDOW', 1) ?? DEFAULTS.window,
+    windowMs: o.windowMs ?? DEFAULTS.windowMs,
     timeoutGraceMs: o.timeoutGraceMs ?? DEFAULTS.timeoutGraceMs,
     journal: o.journal !== undefined ? o.journal : env.TASKFARM_JOURNAL || null,
     journalSync: o.journalSync ?? DEFAULTS.journalSync,
@@ -134,6 +148,9 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
   positive('workerWaitMs', r.workerWaitMs, 0);
   positive('maxMessageBytes', r.maxMessageBytes, 1024);
   positive('closeGraceMs', r.closeGraceMs, 0);
+  positive('window', r.window, 1);
+  if (r.window > 65_535) throw new RangeError(`window must be at most 65535, not ${r.window}`);
+  if (!(Number.isFinite(r.windowMs) && r.windowMs > 0)) throw new RangeError(`windowMs must be a number > 0, not ${r.windowMs}`);
   if (r.metricsPort !== null) {
     positive('metricsPort', r.metricsPort, 0);
     if (r.metricsPort > 65535) throw new RangeError(`metricsPort must be a TCP port (0-65535), not ${r.metricsPort}`);

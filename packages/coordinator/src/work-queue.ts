@@ -64,6 +64,7 @@ export class WorkQueue implements Driver {
   readonly #handedOut: Key[] = [];
   /** addWork() calls so far: the default task key. */
   #ordinal = 0;
+  readonly #windowed: boolean;
 
   /**
    * @param options defaults for every task of this queue: `timeoutMs`, `retries` (with `backoffMs`,
@@ -76,10 +77,16 @@ export class WorkQueue implements Driver {
     this.master = master;
     this.name = name ?? 'default';
     this.policy = resolvePolicy(policy);
-    master.onWorkerGone = (rank, task, reason) => {
+    master.onWorkerGone = (rank, running, waiting, reason) => {
       this.#queue.release(rank);
-      if (task) this.#lost(task, reason === 'bye');
+      // Back at the head in the order they were sent: the unstarted ones were never at risk.
+      for (let i = waiting.length - 1; i >= 0; i--) this.#lost(waiting[i]!, true);
+      if (running) this.#lost(running, reason === 'bye');
     };
+    // Collected the moment they arrive, so that workers may hold several tasks (windows); a Master
+    // whose run() or getData() is overridden keeps the seed's one-task, collect-to-free cycle.
+    this.#windowed = !master.overridesRun && !master.overridesGetData;
+    if (this.#windowed) master.onTaskFinished = (rank, task, outcome) => this.#settle(task, valueOf({ rank, task, outcome }), outcome);
   }
 
   /**
@@ -128,15 +135,32 @@ export class WorkQueue implements Driver {
     return this.master.cancel(taskId);
   }
 
-  /** Gives queued work to every ready worker of the Master. */
+  /** Gives queued work to every worker of the Master with room for it. */
   doWork(): void {
     if (this.#delayed.length > 0) this.#promoteDue();
     if (this.#queue.length === 0) return;
+    if (this.#windowed) return this.#fill();
     for (const rank of this.master.getReadyWorkers()) {
       const pick = this.#queue.pick(rank);
       if (!pick) break;
       this.affinity[pick.kind]++;
       this.master.runQueued(rank, pick.task, pick.kind);
+    }
+  }
+
+  /** Fills windows one task per worker per round, so that a short queue is spread over every worker. */
+  #fill(): void {
+    const slots = this.master.slots();
+    while (slots.length > 0) {
+      let open = 0;
+      for (const slot of slots) {
+        const pick = this.#queue.pick(slot.rank);
+        if (!pick) return;
+        this.affinity[pick.kind]++;
+        this.master.send(slot.rank, pick.task, pick.kind);
+        if (--slot.free > 0) slots[open++] = slot;
+      }
+      slots.length = open;
     }
   }
 

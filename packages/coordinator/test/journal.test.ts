@@ -36,14 +36,16 @@ t.test('a restarted job skips what was delivered, delivers what had completed, r
   first.queue.doWork();
   const w = first.host.workOf('p1');
   first.host.deliver('p1', { t: 'error', id: w.id, attempt: 1, error: { name: 'Error', message: 'bad', code: 'EBAD' } });
-  // Crash: the process dies here, nothing closed. Task 1's failure reached the coordinator but the
-  // application never collected it, so it was not journaled: it runs again.
+  // Crash: the process dies here, nothing closed. Task 1's failure reached the coordinator, which
+  // journaled it on arrival even though the application never collected it.
 
   const second = jobOn(path);
-  t.equal(second.queue.counts.resumed, 1, 'one task known to the journal');
+  t.equal(second.queue.counts.resumed, 2, 'two tasks known to the journal');
   second.queue.doWork();
-  t.match(second.host.workOf('p1'), { attempt: 1 }, 'task 1 (not journaled) runs again');
-  t.notOk(second.queue.getCompletedWork().includes('r0'), 'task 0 is not delivered again');
+  t.match(second.host.workOf('p1'), { attempt: 1, id: 3 }, 'task 2 (the first not journaled) runs');
+  const after = second.queue.getCompletedWork();
+  t.notOk(after.includes('r0'), 'task 0 is not delivered again');
+  t.match(after, [{ code: 'EBAD' }], "task 1's failure is delivered from the journal, without running again");
   second.host.journal!.close();
 });
 

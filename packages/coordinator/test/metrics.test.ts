@@ -35,7 +35,7 @@ function setup() {
     metrics,
     o,
     worker(rank: number, state: WorkerState = 'idle'): WorkerRecord {
-      const w = { rank, peer: `p${rank}`, host: `h${rank}`, pid: 100 + rank, instance: null, state, task: null, joinedAt: farm.clock, lastSeen: farm.clock } as unknown as WorkerRecord;
+      const w = { rank, peer: `p${rank}`, host: `h${rank}`, pid: 100 + rank, instance: null, state, task: null, backlog: [], joinedAt: farm.clock, lastSeen: farm.clock } as unknown as WorkerRecord;
       farm.byRank.set(rank, w);
       o().joined(w);
       return w;
@@ -103,7 +103,7 @@ t.test('busy seconds count the task in flight up to the scrape, and never go bac
   s.farm.clock = 10_000;
   w1.task = null;
   s.farm.byRank.delete(1);
-  s.o().left(w1, 'disconnected', task2);
+  s.o().left(w1, 'disconnected', task2, []);
   s.o().requeued(task2);
   m = await samples(s.metrics);
   t.equal(m.get('taskfarm_worker_busy_seconds_total{rank="1",task_type="render"}'), 4, 'the lost attempt ran 1 s');
@@ -210,7 +210,7 @@ t.test('a cancelled task leaves the queue depth and counts as done', async (t) =
   s.dispatch(w, tasks[1]!);
   w.task = null;
   s.farm.byRank.delete(1);
-  s.o().left(w, 'disconnected', tasks[1]!);
+  s.o().left(w, 'disconnected', tasks[1]!, []);
   s.o().abandoned(tasks[1]!, 'EWORKERLOST', false);
   const m = await samples(s.metrics);
   t.equal(m.get('taskfarm_tasks_queued{task_type="c"}'), 1);

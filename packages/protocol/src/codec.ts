@@ -194,18 +194,26 @@ export function encode(env: Envelope): Frame[] {
 }
 
 /**
- * The frames of a message of several envelopes. With `batch` (a peer whose window is above 1),
- * each run of consecutive `work` envelopes with small payloads leaves as `tasks` envelopes of up to
- * BATCH_MAX_TASKS tasks and BATCH_MAX_BYTES of payload: one header and one payload frame for many
- * tasks instead of two frames each.
+ * Several envelopes as ZeroMQ messages: as few as MAX_MESSAGE_FRAMES allows (a receiver refuses
+ * more frames). With `batch` (a peer whose window is above 1), each run of consecutive `work`
+ * envelopes with small payloads leaves as `tasks` envelopes of up to BATCH_MAX_TASKS tasks and
+ * BATCH_MAX_BYTES of payload: one header and one payload frame for many tasks instead of two each.
  */
-export function encodeMessage(envs: readonly Envelope[], batch: boolean): Frame[] {
-  const out: Frame[] = [];
+export function encodeMessages(envs: readonly Envelope[], batch: boolean): Frame[][] {
+  const messages: Frame[][] = [];
+  let message: Frame[] = [];
+  const add = (frames: Frame[]) => {
+    if (message.length + frames.length > MAX_MESSAGE_FRAMES) {
+      messages.push(message);
+      message = [];
+    }
+    for (const f of frames) message.push(f);
+  };
   let run: Work[] = [];
   let runBytes = 0;
   const flushRun = () => {
-    if (run.length === 1) out.push(...encode(run[0]!));
-    else if (run.length > 1) out.push(...encode({ t: 'tasks', tasks: run }));
+    if (run.length === 1) add(encode(run[0]!));
+    else if (run.length > 1) add(encode({ t: 'tasks', tasks: run }));
     run = [];
     runBytes = 0;
   };
@@ -217,10 +225,11 @@ export function encodeMessage(envs: readonly Envelope[], batch: boolean): Frame[
       continue;
     }
     flushRun();
-    for (const f of encode(env)) out.push(f);
+    add(encode(env));
   }
   flushRun();
-  return out;
+  if (message.length > 0) messages.push(message);
+  return messages;
 }
 
 function concat(parts: Uint8Array[]): Frame {

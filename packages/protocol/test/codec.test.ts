@@ -11,7 +11,7 @@ import {
   decodeFromWorker,
   decodePayload,
   encode,
-  encodeMessage,
+  encodeMessages,
   encodePayload,
   MAX_BATCH_ENTRIES,
   MAX_HEADER_BYTES,
@@ -826,9 +826,10 @@ t.test('toWireError handles throws that are not Errors', (tt) => {
 
 t.test('batches: tasks and results carry many tasks in two frames, payloads as views', (tt) => {
   const works = [1, 2, 3].map((id): Envelope => ({ t: 'work', id, attempt: 1, type: id === 2 ? 'render' : null, resource: id === 3 ? 7 : null, timeoutMs: id === 1 ? 500 : null, payload: encodePayload(`data ${id}`) }));
-  const frames = encodeMessage(works, true);
-  tt.equal(frames.length, 2, 'one header frame and one payload frame for three tasks');
-  const [batch] = decodeFromCoordinator(frames);
+  const [frames, more] = encodeMessages(works, true);
+  tt.equal(more, undefined, 'one message');
+  tt.equal(frames!.length, 2, 'one header frame and one payload frame for three tasks');
+  const [batch] = decodeFromCoordinator(frames!);
   tt.equal(batch!.t, 'tasks');
   const tasks = (batch as Extract<CoordinatorMessage, { t: 'tasks' }>).tasks;
   tt.same(tasks.map((w) => [w.id, w.type, w.resource, w.timeoutMs, decodePayload(w.payload)]), [
@@ -836,14 +837,18 @@ t.test('batches: tasks and results carry many tasks in two frames, payloads as v
     [2, 'render', null, null, 'data 2'],
     [3, null, 7, null, 'data 3'],
   ]);
-  tt.equal(tasks[1]!.payload.buffer, frames[1]!.buffer, 'each payload is a view of the payload frame, not a copy');
+  tt.equal(tasks[1]!.payload.buffer, frames![1]!.buffer, 'each payload is a view of the payload frame, not a copy');
 
-  tt.equal(encodeMessage(works, false).length, 6, 'without batching: two frames per task, as a window-1 peer expects');
+  tt.equal(encodeMessages(works, false)[0]!.length, 6, 'without batching: two frames per task, as a window-1 peer expects');
   const big: Envelope = { t: 'work', id: 9, attempt: 1, type: null, resource: null, timeoutMs: null, payload: Buffer.alloc(BATCH_INLINE_BYTES + 1) };
-  const mixed = decodeFromCoordinator(encodeMessage([works[0]!, works[1]!, big, { t: 'ack', id: 4, attempt: 1 }, works[2]!], true));
+  const mixed = decodeFromCoordinator(encodeMessages([works[0]!, works[1]!, big, { t: 'ack', id: 4, attempt: 1 }, works[2]!], true)[0]!);
   tt.same(mixed.map((e) => e.t), ['tasks', 'work', 'ack', 'work'], 'a large payload travels as its own frame; order with other envelopes is kept');
   const many = Array.from({ length: BATCH_MAX_TASKS + 1 }, (_, i): Envelope => ({ ...(works[0] as object), id: i } as Envelope));
-  tt.same(decodeFromCoordinator(encodeMessage(many, true)).map((e) => e.t), ['tasks', 'work'], 'at most BATCH_MAX_TASKS per batch');
+  tt.same(decodeFromCoordinator(encodeMessages(many, true)[0]!).map((e) => e.t), ['tasks', 'work'], 'at most BATCH_MAX_TASKS per batch');
+  const bigs = Array.from({ length: MAX_MESSAGE_FRAMES }, (_, i): Envelope => ({ ...(big as object), id: i } as Envelope));
+  const split = encodeMessages(bigs, true);
+  tt.same(split.map((m) => m.length), [MAX_MESSAGE_FRAMES, MAX_MESSAGE_FRAMES], 'never more frames per message than a receiver accepts');
+  tt.same(split.flatMap((m) => decodeFromCoordinator(m).map((e) => (e as { id: number }).id)), bigs.map((_, i) => i), 'in order');
 
   const results: Envelope = { t: 'results', seq: 5, us: 1234, results: [10, 11].map((id) => ({ t: 'result' as const, id, attempt: 2, payload: encodePayload({ id }) })) };
   const [r] = decodeFromWorker(encode(results));

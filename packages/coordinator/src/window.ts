@@ -1,0 +1,52 @@
+/**
+ * How many tasks a worker may have in flight: its window. Enough to hide the round trip and let
+ * tasks and results travel in batches when tasks are short; one when they are long, so that a long
+ * task never holds short ones hostage on its worker while other workers go idle. Sized from the
+ * handler time workers report with their results (an average that leans towards recent tasks).
+ */
+
+export interface WindowSettings {
+  /** The most tasks in flight on one worker (the worker may ask for fewer). 1 turns windows off. */
+  readonly max: number;
+  /** How much work (in ms of handler time) a worker should hold beyond the task it runs. */
+  readonly targetMs: number;
+  /** Tasks this long or longer run one at a time. */
+  readonly longMs: number;
+  /** Payload bytes in flight on one worker beyond which it gets no more tasks until some come back (it always gets one). */
+  readonly maxBytes: number;
+}
+
+export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 256, targetMs: 5, longMs: 20, maxBytes: 4 * 1024 * 1024 });
+
+/** Weight of the newest observation in the running average of a worker's handler time. */
+const WEIGHT = 0.2;
+
+/** What a coordinator knows of one worker's pace. */
+export class WorkerPace {
+  /** Average handler time per task, in ms; null until the worker reported one. */
+  taskMs: number | null = null;
+  /** Payload bytes of the tasks in flight on it. */
+  bytes = 0;
+
+  constructor(readonly agreed: number) {}
+
+  /** `count` tasks ran for `us` µs in all. */
+  observe(us: number, count: number): void {
+    const ms = us / 1000 / count;
+    // A batch counts as `count` observations, so that one batch of 64 outweighs one lone task.
+    const w = 1 - (1 - WEIGHT) ** Math.min(count, 64);
+    this.taskMs = this.taskMs === null ? ms : this.taskMs + w * (ms - this.taskMs);
+  }
+
+  /** How many more tasks it may be sent with `inFlight` in flight: its window (1 until its pace is known, since it might be slow) less those. */
+  room(inFlight: number, s: WindowSettings): number {
+    if (inFlight > 0 && this.bytes >= s.maxBytes) return 0;
+    return windowFor(this.taskMs, Math.min(this.agreed, s.max), s) - inFlight;
+  }
+}
+
+export function windowFor(taskMs: number | null, max: number, s: WindowSettings): number {
+  if (max <= 1 || taskMs === null || taskMs >= s.longMs) return 1;
+  // At least 2: one running, one waiting, so the next task is there when the first finishes.
+  return Math.max(2, Math.min(max, Math.ceil(s.targetMs / Math.max(taskMs, 1e-3))));
+}
