@@ -220,12 +220,15 @@ export class Master implements FarmListener {
   }
 
   /**
-   * Sends a task to a worker with room in its window, busy or not (a slot from slots()). For a
-   * queue that collects through onTaskFinished: results never wait for getData() there.
+   * Sends a task to a worker with room in its window, busy or not (a slot from slots()), and returns
+   * how much room it has left. For a queue that collects through onTaskFinished: results never wait
+   * for getData() there.
    */
-  send(rank: number, task: Task, kind: DispatchKind): void {
-    if (!this.#ranks.has(rank) || this.#terminating || this.host.farm.capacity(rank) <= 0) throw new WorkerNotReadyError(rank, 'its window is full');
+  send(rank: number, task: Task, kind: DispatchKind): number {
+    const farm = this.host.farm;
+    if (!this.#ranks.has(rank) || this.#terminating || farm.capacity(rank) <= 0) throw new WorkerNotReadyError(rank, 'its window is full');
     this.#send(rank, task, kind);
+    return farm.capacity(rank);
   }
 
   #send(rank: number, task: Task, kind: DispatchKind): void {

@@ -157,8 +157,9 @@ export class WorkQueue implements Driver {
         const pick = this.#queue.pick(slot.rank);
         if (!pick) return;
         this.affinity[pick.kind]++;
-        this.master.send(slot.rank, pick.task, pick.kind);
-        if (--slot.free > 0) slots[open++] = slot;
+        // Its room, not one less: payload bytes in flight may close the window early.
+        slot.free = this.master.send(slot.rank, pick.task, pick.kind);
+        if (slot.free > 0) slots[open++] = slot;
       }
       slots.length = open;
     }

@@ -38,10 +38,10 @@ export class InMemoryHost implements FarmHost {
     for (const w of this.#waiters.splice(0)) w(true);
   }
 
-  /** Registers a worker (optionally asking for a rank) and makes it ready; returns its rank. */
-  join(peer: string, rank: number | null = null): number {
+  /** Registers a worker (optionally asking for a rank and a window) and makes it ready; returns its rank. */
+  join(peer: string, rank: number | null = null, window?: number): number {
     this.farm.connected(peer);
-    this.deliver(peer, { t: 'register', rank, host: 'test', pid: 1, instance: null });
+    this.deliver(peer, { t: 'register', rank, host: 'test', pid: 1, instance: null, ...(window === undefined ? {} : { window }) });
     const welcome = this.lastTo(peer);
     if (welcome?.t !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
     this.deliver(peer, { t: 'ready' });
@@ -51,6 +51,11 @@ export class InMemoryHost implements FarmHost {
   lastTo(peer: string): Envelope | undefined {
     for (let i = this.sent.length - 1; i >= 0; i--) if (this.sent[i]![0] === peer) return this.sent[i]![1];
     return undefined;
+  }
+
+  /** Every task sent to `peer` so far, in order. */
+  worksTo(peer: string): Array<{ id: number; attempt: number; resource: Key | null; timeoutMs: number | null }> {
+    return this.sent.flatMap(([p, env]) => (p === peer && env.t === 'work' ? [env] : []));
   }
 
   /** The task a worker was last sent. */

@@ -1,0 +1,186 @@
+/**
+ * Windows (window.ts): several tasks in flight on a worker that agreed to it, sized by its pace,
+ * with the Farm's bookkeeping of the running task and the backlog behind it. Sockets-free: the real
+ * Farm, Master and WorkQueue on an InMemoryHost, playing the workers' side.
+ */
+import { encodePayload, type WorkerMessage } from '@taskfarm/protocol';
+import t from 'tap';
+import { TaskError, WorkerNotReadyError } from '../src/errors.ts';
+import { Master } from '../src/master.ts';
+import { DEFAULT_WINDOW, windowFor, WorkerPace } from '../src/window.ts';
+import { WorkQueue } from '../src/work-queue.ts';
+import { InMemoryHost } from './in-memory-host.ts';
+
+/** A queue on an adopting Master, with `items` queued. */
+function setup(items: unknown[] = []) {
+  const host = new InMemoryHost();
+  const master = new Master(undefined, { coordinator: host });
+  const queue = new WorkQueue(master);
+  for (const item of items) queue.addWork(item);
+  return { host, master, queue };
+}
+
+/** The worker returns its tasks `ids` in one `results` envelope, having spent `us` µs on each. */
+function results(host: InMemoryHost, peer: string, tasks: Array<{ id: number; attempt: number }>, usEach = 10, seq = 1): void {
+  const msg: WorkerMessage = { t: 'results', seq, us: usEach * tasks.length, results: tasks.map((w) => ({ t: 'result', id: w.id, attempt: w.attempt, payload: encodePayload(`r${w.id}`) })) };
+  host.deliver(peer, msg);
+}
+
+t.test('windowFor: 1 while the pace is unknown or tasks are long, else about targetMs of work, within [2, max]', async (t) => {
+  t.equal(windowFor(null, 256, DEFAULT_WINDOW), 1, 'unknown pace: one task, it might be long');
+  t.equal(windowFor(0.001, 256, DEFAULT_WINDOW), 256, 'empty tasks: the whole window');
+  t.equal(windowFor(1, 256, DEFAULT_WINDOW), 5, '1 ms tasks: 5 ms of work');
+  t.equal(windowFor(10, 256, DEFAULT_WINDOW), 2, 'one running, one waiting at least');
+  t.equal(windowFor(20, 256, DEFAULT_WINDOW), 1, 'long tasks run one at a time');
+  t.equal(windowFor(0.001, 1, DEFAULT_WINDOW), 1, 'a window-1 worker stays at 1');
+  const pace = new WorkerPace(64);
+  pace.observe(64 * 50_000, 64);
+  t.equal(pace.taskMs, 50);
+  pace.observe(10, 1);
+  t.ok(pace.taskMs! > 30, 'one quick task does not undo a batch of slow ones');
+  pace.observe(64 * 10, 64);
+  t.ok(pace.taskMs! < 1, 'a batch of quick ones does');
+});
+
+t.test('a window-1 worker (no register.window) gets one task at a time, as before', async (t) => {
+  const { host, queue } = setup([1, 2, 3]);
+  host.join('p1');
+  t.notOk('window' in (host.sent.find(([, e]) => e.t === 'welcome')![1] as { settings: object }).settings, 'its welcome says nothing of windows');
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 1);
+  host.deliver('p1', { t: 'result', id: 1, attempt: 1, payload: encodePayload(1), us: 1 });
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 2, 'the next one only once the first is back');
+});
+
+t.test('the window opens once the pace is known, and results arrive in batches', async (t) => {
+  const { host, queue } = setup(Array.from({ length: 20 }, (_, i) => i));
+  host.join('p1', null, 8);
+  const welcome = host.sent.find(([, e]) => e.t === 'welcome')![1] as { settings: { window?: number } };
+  t.equal(welcome.settings.window, 8, 'the agreed window is in the welcome');
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 1, 'one task until the first is back');
+  results(host, 'p1', host.worksTo('p1'));
+  t.same(host.lastTo('p1'), { t: 'receipt', seq: 1 }, 'the batch is receipted');
+  queue.doWork();
+  const sent = host.worksTo('p1');
+  t.equal(sent.length, 9, 'then the whole window of 8');
+  results(host, 'p1', sent.slice(1, 5), 10, 2);
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 13, 'four back, four more out');
+  t.same(queue.getCompletedWork(), ['r1', 'r2', 'r3', 'r4', 'r5'], 'results reach the application in order');
+});
+
+t.test('a short queue is spread over the workers rather than filling one window', async (t) => {
+  const { host, queue } = setup([0, 1]);
+  host.join('p1', null, 8);
+  host.join('p2', null, 8);
+  queue.doWork();
+  for (const p of ['p1', 'p2']) results(host, p, host.worksTo(p));
+  for (let i = 0; i < 4; i++) queue.addWork(i);
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 3);
+  t.equal(host.worksTo('p2').length, 3);
+});
+
+t.test('long tasks close the window to 1', async (t) => {
+  const { host, queue } = setup(Array.from({ length: 5 }, (_, i) => i));
+  host.join('p1', null, 8);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'), 30_000);
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 2, 'one at a time');
+});
+
+t.test('a lost worker: its running task counts as lost, its backlog goes back unharmed and first', async (t) => {
+  const { host, queue } = setup();
+  const ids = Array.from({ length: 10 }, (_, i) => queue.addWork(i, null, { maxLosses: 1 }));
+  host.join('p1', null, 4);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'));
+  queue.doWork();
+  const inFlight = host.worksTo('p1').slice(1);
+  t.same(inFlight.map((w) => w.id), ids.slice(1, 5));
+  host.disconnect('p1');
+  const lost = queue.takeResults().find((r) => r.id === ids[1]);
+  t.match(lost, { ok: false }, 'the running task, lost once with maxLosses 1, fails');
+  t.equal((lost as { error: TaskError }).error.code, 'EWORKERLOST');
+  t.equal(queue.counts.requeued, 3, 'the three waiting behind it are requeued: they never ran');
+  host.join('p2', null, 4);
+  queue.doWork();
+  t.same(host.worksTo('p2').map((w) => [w.id, w.attempt]), [[ids[2], 2]], 'the requeued tasks run first');
+  results(host, 'p2', host.worksTo('p2'));
+  queue.doWork();
+  t.same(host.worksTo('p2').map((w) => w.id), ids.slice(2, 7), 'in the order they were queued');
+});
+
+t.test('cancel reaches a task waiting in a backlog; the worker answers for it alone', async (t) => {
+  const { host, queue } = setup([0]);
+  host.join('p1', null, 4);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'));
+  const ids = [queue.addWork('a'), queue.addWork('b'), queue.addWork('c')];
+  queue.doWork();
+  t.ok(queue.cancel(ids[1]!), 'a task in flight is cancelled');
+  const cancel = host.lastTo('p1');
+  t.match(cancel, { t: 'cancel', id: ids[1], attempt: 1 });
+  host.deliver('p1', { t: 'error', id: ids[1]!, attempt: 1, error: { name: 'TaskAbortedError', message: 'cancelled', code: 'ECANCELLED' } });
+  const b = queue.takeResults().find((r) => r.id === ids[1]);
+  t.match(b, { ok: false });
+  t.equal((b as { error: TaskError }).error.code, 'ECANCELLED');
+  results(host, 'p1', host.worksTo('p1').filter((w) => w.id !== ids[1]), 10, 2);
+  t.same(queue.getCompletedWork(), [`r${ids[0]}`, `r${ids[2]}`], 'the others complete');
+  t.ok(queue.done());
+});
+
+t.test('a stale result in a batch is dropped and counted; the batch is still receipted', async (t) => {
+  const dropped: string[] = [];
+  const { host, queue } = setup([0]);
+  host.farm.observer.dropped = (_p, reason) => dropped.push(reason);
+  host.join('p1', null, 4);
+  queue.doWork();
+  const [w] = host.worksTo('p1');
+  results(host, 'p1', [w!, { id: 999, attempt: 1 }]);
+  t.same(dropped, ['stale-result']);
+  t.same(host.lastTo('p1'), { t: 'receipt', seq: 1 });
+  t.same(queue.getCompletedWork(), [`r${w!.id}`]);
+});
+
+t.test('Master.run keeps the seed\'s one task per worker, whatever its window', async (t) => {
+  const host = new InMemoryHost();
+  const master = new Master([1], { coordinator: host });
+  host.join('p1', 1, 8);
+  master.run(1, 'x');
+  t.throws(() => master.run(1, 'y'), WorkerNotReadyError);
+});
+
+t.test('payload bytes in flight bound a window', async (t) => {
+  const big = Buffer.alloc(3 * 1024 * 1024);
+  const { host, queue } = setup([0]);
+  host.join('p1', null, 8);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'));
+  for (let i = 0; i < 4; i++) queue.addWork(big);
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 3, 'two of 3 MiB in flight (4 MiB reached), not eight');
+});
+
+t.test('a task waiting behind another is timed from when that one came back, not from when it was sent', async (t) => {
+  const { host, queue } = setup([0]);
+  host.join('p1', null, 4);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'), 1000);
+  queue.addWork('slow', null, { timeoutMs: 100 });
+  queue.addWork('next', null, { timeoutMs: 100 });
+  queue.doWork();
+  const [, slow, next] = host.worksTo('p1');
+  host.now += 50;
+  results(host, 'p1', [slow!], 1000, 2);
+  host.now += 100;
+  host.farm.tick(host.now, 0);
+  t.equal(host.farm.worker(1)?.state, 'busy', 'the one behind is within its time: 100 ms since it started');
+  t.equal(host.farm.worker(1)?.task?.id, next!.id);
+  host.now += 10;
+  host.farm.tick(host.now, 0);
+  t.equal(host.farm.worker(1)?.state, 'terminating', 'past it now');
+});
