@@ -95,6 +95,26 @@ export interface FarmStatus {
   };
 }
 
+/** A prom-client counter child, bound to its labels. */
+interface Counted {
+  inc(value?: number): void;
+}
+
+/** One task type's counts and its series, bound once. */
+interface TypeSeries {
+  readonly label: string;
+  readonly counts: TypeCounts;
+  readonly submitted: Counted;
+  readonly completed: Counted;
+  readonly failed: Counted;
+  readonly retried: Counted;
+  readonly requeued: Counted;
+  readonly duration: { observe(v: number): void };
+  readonly wait: { observe(v: number): void };
+  /** Its busy-seconds entry per rank (the one #busy holds). */
+  readonly busy: Map<number, { rank: string; taskType: string; seconds: number }>;
+}
+
 interface TypeCounts {
   queued: number;
   submitted: number;
@@ -113,6 +133,12 @@ export class FarmMetrics {
   readonly #farm: Farm;
   readonly #startedAt = Date.now();
   readonly #types = new Map<string, TypeCounts>();
+  /**
+   * Each task type's counts and prom-client series, by the type as tasks carry it: looked up for
+   * every task twice (dispatch, end), so it must not build a label object or a string each time.
+   */
+  readonly #series = new Map<Key | null, TypeSeries>();
+  readonly #dispatchSeries = new Map<DispatchKind, Counted>();
   /** Busy seconds of finished (or lost) attempts, by rank and task type. */
   readonly #busy = new Map<string, { rank: string; taskType: string; seconds: number }>();
   /** Busy seconds of finished attempts, by worker connection, for /status. */
@@ -267,18 +293,37 @@ export class FarmMetrics {
   // --- what the observer records -----------------------------------------------------------------
 
   /** @internal */
-  type(task: Task): [string, TypeCounts] {
-    const label = taskTypeLabel(task.type);
-    let c = this.#types.get(label);
-    if (!c) {
-      c = newCounts();
-      this.#types.set(label, c);
+  type(task: Task): TypeSeries {
+    const s = this.#series.get(task.type);
+    return s ?? this.#newType(task.type);
+  }
+
+  #newType(type: Key | null): TypeSeries {
+    const label = taskTypeLabel(type);
+    let counts = this.#types.get(label);
+    if (!counts) {
+      counts = newCounts();
+      this.#types.set(label, counts);
       // Zero series for a new type, so that its rate()s start at 0 rather than at absent.
-      const l = { task_type: label };
-      for (const counter of [this.#c.submitted, this.#c.completed, this.#c.failed, this.#c.retried, this.#c.requeued]) counter.inc(l, 0);
-      for (const code of ['ECANCELLED', 'EWORKERLOST']) this.#c.abandoned.inc({ ...l, code }, 0);
+      for (const code of ['ECANCELLED', 'EWORKERLOST']) this.#c.abandoned.inc({ task_type: label, code }, 0);
     }
-    return [label, c];
+    const l = { task_type: label };
+    const c = this.#c;
+    const s: TypeSeries = {
+      label,
+      counts,
+      submitted: c.submitted.labels(l),
+      completed: c.completed.labels(l),
+      failed: c.failed.labels(l),
+      retried: c.retried.labels(l),
+      requeued: c.requeued.labels(l),
+      duration: c.duration.labels(l),
+      wait: c.wait.labels(l),
+      busy: new Map(),
+    };
+    for (const counter of [s.submitted, s.completed, s.failed, s.retried, s.requeued]) counter.inc(0);
+    this.#series.set(type, s);
+    return s;
   }
 
   /** @internal */
@@ -312,27 +357,27 @@ export class FarmMetrics {
 
   /** @internal A task entered (or re-entered) its queue. */
   enqueued(task: Task, how: 'queued' | 'requeued' | 'retried', now: number): void {
-    const [label, t] = this.type(task);
+    const s = this.type(task);
+    const t = s.counts;
     t.queued++;
-    const l = { task_type: label };
     if (how === 'queued') {
       t.submitted++;
-      this.#c.submitted.inc(l);
+      s.submitted.inc();
       return;
     }
     this.#requeuedAt.set(task.id, now);
     if (how === 'requeued') {
       t.requeued++;
-      this.#c.requeued.inc(l);
+      s.requeued.inc();
     } else {
       t.retried++;
-      this.#c.retried.inc(l);
+      s.retried.inc();
     }
   }
 
   /** @internal A task ended without a result from a worker; `queued` when it left its queue. */
   abandoned(task: Task, code: string, queued: boolean): void {
-    const [label, t] = this.type(task);
+    const { label, counts: t } = this.type(task);
     if (queued && t.queued > 0) t.queued--;
     this.#requeuedAt.delete(task.id);
     t.abandoned++;
@@ -341,36 +386,46 @@ export class FarmMetrics {
 
   /** @internal */
   dispatched(task: Task, kind: DispatchKind): void {
-    const [label, t] = this.type(task);
-    this.#c.dispatches.inc({ affinity: kind });
+    const s = this.type(task);
+    const t = s.counts;
+    let d = this.#dispatchSeries.get(kind);
+    if (!d) this.#dispatchSeries.set(kind, (d = this.#c.dispatches.labels({ affinity: kind })));
+    d.inc();
     if (kind === 'direct') {
       t.submitted++;
-      this.#c.submitted.inc({ task_type: label });
+      s.submitted.inc();
       return;
     }
     if (t.queued > 0) t.queued--;
-    const since = Math.max(task.queuedAt, this.#requeuedAt.get(task.id) ?? -Infinity);
-    this.#requeuedAt.delete(task.id);
-    this.#c.wait.observe({ task_type: label }, Math.max(0, (task.startedAt - since) / 1000));
+    let since = task.queuedAt;
+    if (this.#requeuedAt.size > 0) {
+      since = Math.max(since, this.#requeuedAt.get(task.id) ?? -Infinity);
+      this.#requeuedAt.delete(task.id);
+    }
+    s.wait.observe(Math.max(0, (task.startedAt - since) / 1000));
   }
 
   /** @internal An attempt ended at `now` on worker `w`: finished (ok or not), or lost with the worker (ok null). */
   ended(w: WorkerRecord, task: Task, ok: boolean | null, now: number): void {
-    const [label, t] = this.type(task);
+    const s = this.type(task);
     const seconds = Math.max(0, (now - task.startedAt) / 1000);
-    const key = `${w.rank}\0${label}`;
-    const b = this.#busy.get(key);
-    if (b) b.seconds += seconds;
-    else this.#busy.set(key, { rank: String(w.rank), taskType: label, seconds });
+    let b = s.busy.get(w.rank);
+    if (!b) {
+      const key = `${w.rank}\0${s.label}`;
+      b = this.#busy.get(key) ?? { rank: String(w.rank), taskType: s.label, seconds: 0 };
+      this.#busy.set(key, b);
+      s.busy.set(w.rank, b);
+    }
+    b.seconds += seconds;
     this.#workerBusy.set(w, (this.#workerBusy.get(w) ?? 0) + seconds);
     if (ok === null) return;
-    this.#c.duration.observe({ task_type: label }, seconds);
+    s.duration.observe(seconds);
     if (ok) {
-      t.completed++;
-      this.#c.completed.inc({ task_type: label });
+      s.counts.completed++;
+      s.completed.inc();
     } else {
-      t.failed++;
-      this.#c.failed.inc({ task_type: label });
+      s.counts.failed++;
+      s.failed.inc();
     }
   }
 
@@ -493,7 +548,7 @@ function createCounters(registers: Registry[]) {
     }),
     duration: new Histogram({
       name: 'taskfarm_task_duration_seconds',
-      help: 'Time from dispatch to result of task attempts that finished, by task type.',
+      help: 'Time task attempts that finished ran on their worker (from dispatch, or, behind another task on the same worker, from when that one came back), by task type.',
       labelNames: ['task_type'],
       buckets: [...DURATION_BUCKETS],
       registers,
