@@ -138,7 +138,9 @@ export class Coordinator implements FarmHost {
       const endpoint = await this.#transport.bind(this.options.endpoint);
       await this.operations.listen();
       this.#endpoint = endpoint;
-      this.#ticker = setInterval(() => this.#tick(), this.options.heartbeatMs);
+      // Often enough that a worker stalled on a long task gives back what waits behind it within a
+      // tenth of a second (Farm.tick); the sweep is a pass over the workers, nothing more.
+      this.#ticker = setInterval(() => this.#tick(), Math.min(this.options.heartbeatMs, 100));
       this.#ticker.unref();
       this.log.info(
         { endpoint, protocol: PROTOCOL_VERSION, curve: this.curvePublicKey !== null, ...(this.allowList ? { allowedKeys: this.allowList.size } : {}) },

@@ -162,6 +162,8 @@ export interface FarmListener {
    * queued behind it that it never started, in the order they were sent.
    */
   workerGone(rank: number, running: Task | null, waiting: readonly Task[], reason: LeaveReason): void;
+  /** A task taken back unstarted from a worker whose running task turned out long (see tick()), to run elsewhere. */
+  taskReturned(rank: number, task: Task): void;
 }
 
 export type DropReason =
@@ -184,6 +186,13 @@ export class Farm {
   #adopter: FarmListener | null = null;
   /** Busy workers told to terminate: they finish their task, then exit. */
   readonly #terminateRequested = new Set<number>();
+  /**
+   * Workers whose running task has run long with others waiting behind it: the waiting ones are
+   * taken back, and the worker gets nothing more until that task is done.
+   */
+  readonly #stalled = new Set<WorkerRecord>();
+  /** Tasks asked back from a stalled worker, until it answers for them. */
+  readonly #recalled = new Set<Task>();
   #nextTaskId = 1;
   #closing = false;
 
@@ -259,6 +268,7 @@ export class Farm {
   capacity(rank: number): number {
     const w = this.#byRank.get(rank);
     if (!w || (w.state !== 'idle' && w.state !== 'busy') || this.#terminateRequested.has(rank)) return 0;
+    if (this.#stalled.size > 0 && this.#stalled.has(w)) return 0;
     return w.pace.room(inFlight(w), this.window);
   }
 
@@ -298,16 +308,21 @@ export class Farm {
   }
 
   /**
-   * The clock's sweep, every heartbeat: an idle or joining worker silent for livenessMs is lost; a
-   * task past its timeout plus `graceMs` fails with ETIMEDOUT and its worker (stuck in a handler
-   * that ignores its abort signal, or it would have answered) is told to go; it is replaced when it
-   * reconnects or its process is recycled.
+   * The clock's sweep, several times a second: an idle or joining worker silent for livenessMs is
+   * lost; a task past its timeout plus `graceMs` fails with ETIMEDOUT and its worker (stuck in a
+   * handler that ignores its abort signal, or it would have answered) is told to go; it is replaced
+   * when it reconnects or its process is recycled. A worker whose running task has run for the
+   * window's `longMs` with others waiting behind it is asked for those back (a `cancel` each, which
+   * a worker answers for an unstarted task with ECANCELLED), so that a long task does not hold short
+   * ones hostage while other workers could run them.
    */
   tick(now: number, graceMs: number): void {
     for (const w of [...this.#byRank.values()]) {
       if (w.state === 'busy') {
-        const limit = w.task!.policy.timeoutMs;
-        if (limit !== null && now - w.task!.startedAt > limit + graceMs) this.#timedOut(w, now);
+        const task = w.task!;
+        const limit = task.policy.timeoutMs;
+        if (limit !== null && now - task.startedAt > limit + graceMs) this.#timedOut(w, now);
+        else if (w.backlog.length > 0 && now - task.startedAt >= this.window.longMs && !this.#stalled.has(w)) this.#recall(w);
       } else if ((w.state === 'idle' || w.state === 'joining') && now - w.lastSeen > this.settings.livenessMs) {
         this.#remove(w, 'silent', now);
       }
@@ -410,6 +425,15 @@ export class Farm {
     }
   }
 
+  #recall(w: WorkerRecord): void {
+    this.#stalled.add(w);
+    for (const task of w.backlog) {
+      if (task.cancelled) continue;
+      this.#recalled.add(task);
+      this.outbox.push([w.peer, { t: 'cancel', id: task.id, attempt: task.attempt }]);
+    }
+  }
+
   /** What a worker reported for (id, attempt): the outcome of a task it holds, or a stale report. */
   #outcome(w: WorkerRecord, id: number, attempt: number, outcome: Outcome, now: number): void {
     let task = w.task;
@@ -418,6 +442,7 @@ export class Farm {
       const next = w.backlog.shift() ?? null;
       w.task = next;
       if (next !== null) next.startedAt = now;
+      if (this.#stalled.size > 0) this.#stalled.delete(w);
     } else {
       // A task it dropped unstarted (cancelled), or reported out of order.
       const i = w.backlog.findIndex((t) => t.id === id && t.attempt === attempt);
@@ -427,17 +452,28 @@ export class Farm {
       }
       task = w.backlog.splice(i, 1)[0]!;
     }
+    if (this.#recalled.size > 0 && this.#recalled.delete(task) && !task.cancelled && !outcome.ok && outcome.error.code === 'ECANCELLED') {
+      // Given back unstarted (or aborted at its start): it runs elsewhere, no harm done.
+      this.#release(w, task);
+      this.#owners.get(w.rank)?.taskReturned(w.rank, task);
+      return;
+    }
     if (task.cancelled) outcome = { ok: false, error: { name: 'CancelledError', message: `task ${task.id} was cancelled`, code: 'ECANCELLED' } };
     this.#finish(w, task, outcome, now);
   }
 
   #finish(w: WorkerRecord, task: Task, outcome: Outcome, now: number): void {
+    this.#release(w, task);
+    this.observer.finished?.(w, task, outcome.ok, now);
+    this.#owners.get(w.rank)?.taskFinished(w.rank, task, outcome);
+  }
+
+  /** `task`, out of w's hands now, no longer counts against its window. */
+  #release(w: WorkerRecord, task: Task): void {
     // Scalars are a few bytes, encoded when they leave: not counted.
     if (task.payload !== null) w.pace.bytes -= task.payload.length;
     // A worker told to terminate while busy finishes what it holds first, then exits.
     if (w.task === null && w.state === 'busy') w.state = this.#terminateRequested.delete(w.rank) ? 'terminating' : 'idle';
-    this.observer.finished?.(w, task, outcome.ok, now);
-    this.#owners.get(w.rank)?.taskFinished(w.rank, task, outcome);
   }
 
   #timedOut(w: WorkerRecord, now: number): void {
@@ -515,8 +551,10 @@ export class Farm {
     if (w.instance !== null) this.#byInstance.delete(w.instance);
     this.#ranks.release(w.rank);
     this.#terminateRequested.delete(w.rank);
+    this.#stalled.delete(w);
     w.task = null;
     const waiting = w.backlog.splice(0);
+    for (const t of waiting) this.#recalled.delete(t);
     this.observer.left?.(w, reason, task, waiting);
     this.#owners.get(w.rank)?.workerGone(w.rank, task, waiting, reason);
   }

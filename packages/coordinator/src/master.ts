@@ -99,6 +99,8 @@ export class Master implements FarmListener {
    * collect at once, so that its workers never wait to be collected and may hold several tasks.
    */
   onTaskFinished: ((rank: number, task: Task, outcome: Outcome) => void) | null = null;
+  /** Told of a task a worker gave back unstarted (FarmListener.taskReturned); without one, it waits in getLostWork(). */
+  onTaskReturned: ((rank: number, task: Task) => void) | null = null;
 
   /**
    * @param workers the ranks this Master controls, as in the seed (`range(1, size())`). Omitted:
@@ -424,6 +426,14 @@ export class Master implements FarmListener {
       return;
     }
     this.onTaskFinished(rank, task, outcome);
+    if (this.#ranks.has(rank) && !this.#terminating) this.#reopen(rank);
+  }
+
+  taskReturned(rank: number, task: Task): void {
+    this.#version++;
+    this.#inFlight--;
+    if (this.onTaskReturned) this.onTaskReturned(rank, task);
+    else this.#lost.push(task);
     if (this.#ranks.has(rank) && !this.#terminating) this.#reopen(rank);
   }
 

@@ -83,6 +83,7 @@ export class WorkQueue implements Driver {
       for (let i = waiting.length - 1; i >= 0; i--) this.#lost(waiting[i]!, true);
       if (running) this.#lost(running, reason === 'bye');
     };
+    master.onTaskReturned = (_rank, task) => this.#lost(task, true);
     // Collected the moment they arrive, so that workers may hold several tasks (windows); a Master
     // whose run() or getData() is overridden keeps the seed's one-task, collect-to-free cycle.
     this.#windowed = !master.overridesRun && !master.overridesGetData;

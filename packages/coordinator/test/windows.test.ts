@@ -184,3 +184,42 @@ t.test('a task waiting behind another is timed from when that one came back, not
   host.farm.tick(host.now, 0);
   t.equal(host.farm.worker(1)?.state, 'terminating', 'past it now');
 });
+
+t.test('a long task does not strand the tasks behind it: they are asked back and run elsewhere', async (t) => {
+  const { host, queue } = setup([0]);
+  host.join('p1', null, 4);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'));
+  const ids = [0, 1, 2, 3].map((i) => queue.addWork(`t${i}`));
+  queue.doWork();
+  const [, long, ...waiting] = host.worksTo('p1');
+  t.equal(waiting.length, 3);
+  host.now += 25;
+  host.farm.tick(host.now, 0);
+  host.flush();
+  const cancels = host.sent.filter(([p, e]) => p === 'p1' && e.t === 'cancel').map(([, e]) => (e as { id: number }).id);
+  t.same(cancels, waiting.map((w) => w.id), 'the waiting tasks are asked back');
+  t.equal(host.farm.capacity(1), 0, 'and the worker gets nothing more while its task runs');
+  host.farm.tick(host.now + 100, 0);
+  host.flush();
+  t.equal(host.sent.filter(([, e]) => e.t === 'cancel').length, 3, 'asked once');
+
+  const aborted = { name: 'TaskAbortedError', message: 'cancelled', code: 'ECANCELLED' };
+  host.deliver('p1', { t: 'error', id: waiting[0]!.id, attempt: 1, error: aborted });
+  host.deliver('p1', { t: 'error', id: waiting[1]!.id, attempt: 1, error: aborted });
+  // The third had started before the request arrived: its result stands.
+  results(host, 'p1', [waiting[2]!], 10, 2);
+  t.equal(queue.counts.requeued, 2, 'the two given back are requeued, not failed');
+  host.join('p2', null, 4);
+  queue.doWork();
+  const [first] = host.worksTo('p2');
+  t.ok([waiting[0]!.id, waiting[1]!.id].includes(first!.id) && first!.attempt === 2, 'and run first on another worker');
+  results(host, 'p2', host.worksTo('p2'), 10, 3);
+  queue.doWork();
+  results(host, 'p2', host.worksTo('p2').slice(1), 10, 4);
+  results(host, 'p1', [long!], 30_000, 5);
+  t.ok(host.farm.capacity(1) > 0, 'the worker takes tasks again once its long task is back');
+  const got = queue.takeResults();
+  t.same(got.filter((r) => ids.includes(r.id)).map((r) => [r.id, r.ok]).sort(), ids.map((id) => [id, true]).sort(), 'every task completes once, none failed');
+  t.ok(queue.done());
+});
