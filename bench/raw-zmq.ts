@@ -27,8 +27,11 @@ if (process.argv[2] === 'worker') {
   d.close();
 }
 
-/** Runs TASKS tasks; resolves with the wall time in seconds (from the first send to the last result). */
-export async function rawLoop(o: { scenario: Scenario; workers: number; tasks: number; batch: number; window: number; data: (i: number) => unknown }): Promise<number> {
+/**
+ * Runs TASKS tasks; resolves with the wall time in seconds (from the first send to the last result).
+ * With `rtts` (one worker, window 1), also records each round trip in ms.
+ */
+export async function rawLoop(o: { scenario: Scenario; workers: number; tasks: number; batch: number; window: number; data: (i: number) => unknown; rtts?: number[] }): Promise<number> {
   const r = new zmq.Router({ linger: 0 });
   await r.bind('tcp://127.0.0.1:*');
   const kids = Array.from({ length: o.workers }, () =>
@@ -44,11 +47,14 @@ export async function rawLoop(o: { scenario: Scenario; workers: number; tasks: n
     if (next >= o.tasks) return;
     const tasks: Array<[number, unknown]> = [];
     for (let k = 0; k < o.batch && next < o.tasks; k++, next++) tasks.push([next, o.data(next)]);
+    sentAt = performance.now();
     await r.send([id, packr.pack({ t: 'work', tasks })]);
   };
+  let sentAt = 0;
   for (const id of ids) for (let w = 0; w < o.window; w++) await sendBatch(id);
   while (done < o.tasks) {
     const [id, msg] = (await it.next()).value as [Buffer, Buffer];
+    o.rtts?.push(performance.now() - sentAt);
     done += (packr.unpack(msg) as { r: unknown[] }).r.length;
     await sendBatch(id);
   }
