@@ -11,8 +11,9 @@
  */
 import { hostname } from 'node:os';
 import type { Key } from '@taskfarm/protocol';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Farm, LeaveReason, PeerId, Task, WorkerRecord, WorkerState } from './farm.ts';
+import { HotHistogram, type HotSeries } from './hot-histogram.ts';
 import type { CoordinatorObserver, DispatchKind } from './observer.ts';
 
 /** Task durations and queue waits: batch work runs from milliseconds to hours. */
@@ -95,22 +96,13 @@ export interface FarmStatus {
   };
 }
 
-/** A prom-client counter child, bound to its labels. */
-interface Counted {
-  inc(value?: number): void;
-}
-
-/** One task type's counts and its series, bound once. */
+/** One task type's counts and histogram series, found once per task. */
 interface TypeSeries {
   readonly label: string;
+  /** Also what the per-type counters expose when scraped. */
   readonly counts: TypeCounts;
-  readonly submitted: Counted;
-  readonly completed: Counted;
-  readonly failed: Counted;
-  readonly retried: Counted;
-  readonly requeued: Counted;
-  readonly duration: { observe(v: number): void };
-  readonly wait: { observe(v: number): void };
+  readonly duration: HotSeries;
+  readonly wait: HotSeries;
   /** Its busy-seconds entry per rank (the one #busy holds). */
   readonly busy: Map<number, { rank: string; taskType: string; seconds: number }>;
 }
@@ -138,7 +130,8 @@ export class FarmMetrics {
    * every task twice (dispatch, end), so it must not build a label object or a string each time.
    */
   readonly #series = new Map<Key | null, TypeSeries>();
-  readonly #dispatchSeries = new Map<DispatchKind, Counted>();
+  /** Dispatches by affinity rule, exposed at scrape time like the per-type counts. */
+  readonly #dispatches: Record<DispatchKind, number> = { same: 0, none: 0, unheld: 0, shared: 0, direct: 0 };
   /** Busy seconds of finished (or lost) attempts, by rank and task type. */
   readonly #busy = new Map<string, { rank: string; taskType: string; seconds: number }>();
   /** Busy seconds of finished attempts, by worker connection, for /status. */
@@ -152,7 +145,7 @@ export class FarmMetrics {
     this.#farm = source.farm;
     const registers = [this.registry];
     const self = this;
-    this.#c = createCounters(registers);
+    this.#c = createCounters(registers, this.#types, this.#dispatches);
     new Gauge({
       name: 'taskfarm_workers',
       help: 'Connected workers by state (joining, idle, busy, terminating).',
@@ -204,7 +197,6 @@ export class FarmMetrics {
     }).set(this.#startedAt / 1000);
 
     // Series that exist from the start, so that rate() and absent() work before the first event.
-    for (const affinity of DISPATCH_KINDS) this.#c.dispatches.inc({ affinity }, 0);
     for (const reason of ['disconnected', 'silent'] satisfies LeaveReason[]) this.#c.lost.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.#c.authFailures.inc({ reason }, 0);
     this.#c.joined.inc(0);
@@ -307,21 +299,7 @@ export class FarmMetrics {
       // Zero series for a new type, so that its rate()s start at 0 rather than at absent.
       for (const code of ['ECANCELLED', 'EWORKERLOST']) this.#c.abandoned.inc({ task_type: label, code }, 0);
     }
-    const l = { task_type: label };
-    const c = this.#c;
-    const s: TypeSeries = {
-      label,
-      counts,
-      submitted: c.submitted.labels(l),
-      completed: c.completed.labels(l),
-      failed: c.failed.labels(l),
-      retried: c.retried.labels(l),
-      requeued: c.requeued.labels(l),
-      duration: c.duration.labels(l),
-      wait: c.wait.labels(l),
-      busy: new Map(),
-    };
-    for (const counter of [s.submitted, s.completed, s.failed, s.retried, s.requeued]) counter.inc(0);
+    const s: TypeSeries = { label, counts, duration: this.#c.duration.series(label), wait: this.#c.wait.series(label), busy: new Map() };
     this.#series.set(type, s);
     return s;
   }
@@ -362,17 +340,11 @@ export class FarmMetrics {
     t.queued++;
     if (how === 'queued') {
       t.submitted++;
-      s.submitted.inc();
       return;
     }
     this.#requeuedAt.set(task.id, now);
-    if (how === 'requeued') {
-      t.requeued++;
-      s.requeued.inc();
-    } else {
-      t.retried++;
-      s.retried.inc();
-    }
+    if (how === 'requeued') t.requeued++;
+    else t.retried++;
   }
 
   /** @internal A task ended without a result from a worker; `queued` when it left its queue. */
@@ -388,12 +360,9 @@ export class FarmMetrics {
   dispatched(task: Task, kind: DispatchKind): void {
     const s = this.type(task);
     const t = s.counts;
-    let d = this.#dispatchSeries.get(kind);
-    if (!d) this.#dispatchSeries.set(kind, (d = this.#c.dispatches.labels({ affinity: kind })));
-    d.inc();
+    this.#dispatches[kind]++;
     if (kind === 'direct') {
       t.submitted++;
-      s.submitted.inc();
       return;
     }
     if (t.queued > 0) t.queued--;
@@ -420,13 +389,8 @@ export class FarmMetrics {
     this.#workerBusy.set(w, (this.#workerBusy.get(w) ?? 0) + seconds);
     if (ok === null) return;
     s.duration.observe(seconds);
-    if (ok) {
-      s.counts.completed++;
-      s.completed.inc();
-    } else {
-      s.counts.failed++;
-      s.failed.inc();
-    }
+    if (ok) s.counts.completed++;
+    else s.counts.failed++;
   }
 
   // --- read at scrape time -------------------------------------------------------------------------
@@ -464,7 +428,23 @@ export class FarmMetrics {
   }
 }
 
-function createCounters(registers: Registry[]) {
+/**
+ * The metrics. Those that move with every task (counts by task type, dispatches, durations) are
+ * plain numbers on the hot path, read into prom-client when scraped: its own inc()/observe() hash
+ * their labels on every call.
+ */
+function createCounters(registers: Registry[], types: ReadonlyMap<string, TypeCounts>, dispatches: Readonly<Record<DispatchKind, number>>) {
+  const perType = (name: string, help: string, field: keyof TypeCounts) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['task_type'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [taskType, t] of types) this.inc({ task_type: taskType }, t[field]);
+      },
+    });
   return {
     joined: new Counter({ name: 'taskfarm_workers_joined_total', help: 'Workers that registered with the coordinator.', registers }),
     left: new Counter({ name: 'taskfarm_workers_left_total', help: 'Workers that left cleanly (said bye).', registers }),
@@ -498,47 +478,26 @@ function createCounters(registers: Registry[]) {
       labelNames: ['reason'],
       registers,
     }),
-    submitted: new Counter({
-      name: 'taskfarm_tasks_submitted_total',
-      help: 'Tasks queued, plus tasks sent directly with Master.run(), by task type.',
-      labelNames: ['task_type'],
-      registers,
-    }),
-    completed: new Counter({
-      name: 'taskfarm_tasks_completed_total',
-      help: 'Task attempts that succeeded, by task type.',
-      labelNames: ['task_type'],
-      registers,
-    }),
-    failed: new Counter({
-      name: 'taskfarm_tasks_failed_total',
-      help: 'Task attempts that failed (handler error or timeout), retried or not, by task type.',
-      labelNames: ['task_type'],
-      registers,
-    }),
-    retried: new Counter({
-      name: 'taskfarm_tasks_retried_total',
-      help: 'Failed tasks scheduled to run again, by task type.',
-      labelNames: ['task_type'],
-      registers,
-    }),
+    submitted: perType('taskfarm_tasks_submitted_total', 'Tasks queued, plus tasks sent directly with Master.run(), by task type.', 'submitted'),
+    completed: perType('taskfarm_tasks_completed_total', 'Task attempts that succeeded, by task type.', 'completed'),
+    failed: perType('taskfarm_tasks_failed_total', 'Task attempts that failed (handler error or timeout), retried or not, by task type.', 'failed'),
+    retried: perType('taskfarm_tasks_retried_total', 'Failed tasks scheduled to run again, by task type.', 'retried'),
     abandoned: new Counter({
       name: 'taskfarm_tasks_abandoned_total',
       help: 'Tasks that ended without a result from a worker, by task type and code: ECANCELLED (cancelled), EWORKERLOST (given up after too many lost workers).',
       labelNames: ['task_type', 'code'],
       registers,
     }),
-    requeued: new Counter({
-      name: 'taskfarm_tasks_requeued_total',
-      help: 'Tasks lost with their worker and put back in their queue, by task type.',
-      labelNames: ['task_type'],
-      registers,
-    }),
+    requeued: perType('taskfarm_tasks_requeued_total', 'Tasks lost with their worker and put back in their queue, by task type.', 'requeued'),
     dispatches: new Counter({
       name: 'taskfarm_dispatches_total',
       help: 'Tasks sent to workers, by how the worker was chosen: same (the resource it held), none (task without resource), unheld (a resource no worker held), shared (a resource another worker held), direct (Master.run).',
       labelNames: ['affinity'],
       registers,
+      collect() {
+        this.reset();
+        for (const affinity of DISPATCH_KINDS) this.inc({ affinity }, dispatches[affinity]);
+      },
     }),
     moves: new Counter({
       name: 'taskfarm_worker_moves_total',
@@ -546,18 +505,18 @@ function createCounters(registers: Registry[]) {
       labelNames: ['how', 'from_task_type', 'to_task_type'],
       registers,
     }),
-    duration: new Histogram({
+    duration: new HotHistogram({
       name: 'taskfarm_task_duration_seconds',
       help: 'Time task attempts that finished ran on their worker (from dispatch, or, behind another task on the same worker, from when that one came back), by task type.',
-      labelNames: ['task_type'],
-      buckets: [...DURATION_BUCKETS],
+      labelName: 'task_type',
+      buckets: DURATION_BUCKETS,
       registers,
     }),
-    wait: new Histogram({
+    wait: new HotHistogram({
       name: 'taskfarm_task_queue_wait_seconds',
       help: 'Time tasks waited in their queue before dispatch (since queued, or requeued), by task type.',
-      labelNames: ['task_type'],
-      buckets: [...DURATION_BUCKETS],
+      labelName: 'task_type',
+      buckets: DURATION_BUCKETS,
       registers,
     }),
   };
