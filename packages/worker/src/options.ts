@@ -46,6 +46,12 @@ export interface WorkerOptions {
    * is in the coordinator's allow-list. Default: `$TASKFARM_CURVE_SECRET_KEY`.
    */
   curveSecretKey?: string | null;
+  /**
+   * The most tasks this worker holds at once, running or waiting in its own queue (1 to 65535). A
+   * coordinator that agrees to more than 1 sends tasks ahead and takes results in batches, which
+   * saves a round trip per task; it may agree to fewer. Default: `$TASKFARM_WINDOW` when set, else 256.
+   */
+  window?: number;
 }
 
 /** CURVE as a worker uses it: the coordinator's public key and its own keypair. */
@@ -66,6 +72,7 @@ export interface ResolvedWorkerOptions {
   killGraceMs: number;
   /** Null for plaintext. */
   curve: WorkerCurve | null;
+  window: number;
 }
 
 export const WORKER_DEFAULTS = Object.freeze({
@@ -76,12 +83,18 @@ export const WORKER_DEFAULTS = Object.freeze({
   handleSignals: true,
   stopGraceMs: 30_000,
   killGraceMs: 2000,
+  window: 256,
 });
 
 export function resolveWorkerOptions(o: WorkerOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedWorkerOptions {
   let rank = o.rank;
   if (rank === undefined) rank = env.TASKFARM_RANK ? Number(env.TASKFARM_RANK) : null;
   if (rank !== null && !(Number.isSafeInteger(rank) && rank >= 1)) throw new RangeError(`rank must be an integer >= 1, not ${rank}`);
+  const window = o.window ?? (env.TASKFARM_WINDOW ? Number(env.TASKFARM_WINDOW) : WORKER_DEFAULTS.window);
+  // The protocol's bound: a register with a larger window would be refused as malformed.
+  if (!(Number.isInteger(window) && window >= 1 && window <= 65_535)) {
+    throw new RangeError(`window must be an integer from 1 to 65535, not ${o.window !== undefined ? o.window : `TASKFARM_WINDOW=${JSON.stringify(env.TASKFARM_WINDOW)}`}`);
+  }
   const r: ResolvedWorkerOptions = {
     connect: o.connect ?? (env.TASKFARM_CONNECT || WORKER_DEFAULTS.connect),
     rank,
@@ -94,6 +107,7 @@ export function resolveWorkerOptions(o: WorkerOptions = {}, env: NodeJS.ProcessE
     stopGraceMs: o.stopGraceMs ?? WORKER_DEFAULTS.stopGraceMs,
     killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
     curve: null,
+    window,
   };
   if (!/^(tcp|ipc|inproc):\/\/.+/.test(r.connect)) throw new RangeError(`connect must look like tcp://HOST:PORT, not ${JSON.stringify(r.connect)}`);
   const serverKey = o.curveServerKey !== undefined ? o.curveServerKey : env.TASKFARM_CURVE_SERVER_KEY || null;

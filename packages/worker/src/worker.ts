@@ -1,7 +1,9 @@
 /**
  * The seed's Slave: extend Worker, implement doWork(), and `await new MyWorker().run()`. It connects
  * a DEALER socket to the coordinator, registers for a rank, runs one task at a time and returns from
- * run() once the coordinator says terminate (or the process is asked to stop).
+ * run() once the coordinator says terminate (or the process is asked to stop). A coordinator that
+ * agrees on a window above 1 sends tasks ahead, which wait here in order (held-tasks.ts), and takes
+ * results in batches (outcomes.ts): a round trip per task would cap a farm of tiny tasks.
  *
  * It survives the coordinator going away: ZeroMQ reconnects the socket, the worker learns from the
  * coordinator's answer to its next heartbeat that it is unknown there and registers again (keeping
@@ -9,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  BATCH_INLINE_BYTES,
   decodeFromCoordinator,
   decodePayload,
   encode,
@@ -21,7 +24,6 @@ import {
   type Envelope,
   type Key,
   type Result,
-  type TaskFailed,
   type Work,
   type WorkerSettings,
 } from '@taskfarm/protocol';
@@ -29,7 +31,9 @@ import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import * as zmq from 'zeromq';
 import { RegistrationError, TaskAbortedError } from './errors.ts';
+import { HeldTask, TaskQueue } from './held-tasks.ts';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.ts';
+import { Outcomes } from './outcomes.ts';
 import { Watchdog } from './watchdog.ts';
 
 /** Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay would fire after 1 ms. */
@@ -71,12 +75,6 @@ export interface TaskContext {
 /** connecting: no welcome yet; registered: serving; stopping: finishing its task before bye; stopped. */
 type State = 'connecting' | 'registered' | 'stopping' | 'stopped';
 
-interface Current {
-  readonly msg: Work;
-  readonly abort: AbortController;
-  readonly timers: NodeJS.Timeout[];
-}
-
 export abstract class Worker<In = any, Out = unknown> {
   readonly options: ResolvedWorkerOptions;
   /** Carries this worker's current rank; follows it when the worker comes back under another. */
@@ -89,10 +87,14 @@ export abstract class Worker<In = any, Out = unknown> {
   #state: State = 'connecting';
   #sock: zmq.Dealer | null = null;
   #sending: Promise<unknown> = Promise.resolve();
-  #current: Current | null = null;
-  /** The last result or error sent, until the coordinator acknowledges it. */
-  #unacked: Result | TaskFailed | null = null;
-  /** `ready` owed to the coordinator once the current task is done (after a re-registration). */
+  /** The most tasks held here at once, as agreed in the last welcome: 1 is one task at a time, no batches. */
+  #window = 1;
+  readonly #queue = new TaskQueue();
+  #running: HeldTask | null = null;
+  /** #drain() is under way: running a task, or letting the event loop turn between batches. */
+  #draining = false;
+  readonly #outcomes = new Outcomes((env) => this.#send(env));
+  /** `ready` owed to the coordinator once nothing is held here (after a re-registration). */
   #readyOwed = false;
   #settings: WorkerSettings | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
@@ -147,6 +149,7 @@ export abstract class Worker<In = any, Out = unknown> {
       process.off('SIGTERM', onSignal);
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       if (this.#handshakeRetry) clearTimeout(this.#handshakeRetry);
+      this.#outcomes.dispose();
       await this.#watchdog.stop();
       await this.#sending.catch(() => {});
       sock.close();
@@ -155,7 +158,8 @@ export abstract class Worker<In = any, Out = unknown> {
 
   /**
    * Asks the worker to stop: the current task (if any) may finish within `stopGraceMs`, is handed
-   * back to the coordinator otherwise; then the worker says bye and run() returns.
+   * back to the coordinator otherwise; then the worker says bye and run() returns. Tasks waiting here
+   * that have not started are handed back with the bye.
    */
   stop(): void {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
@@ -169,20 +173,17 @@ export abstract class Worker<In = any, Out = unknown> {
       return;
     }
     this.#state = 'stopping';
-    const current = this.#current;
-    if (!current) return this.#bye();
-    current.timers.push(
-      setTimeout(() => {
-        if (this.#current !== current) return;
-        this.log.warn({ task: current.msg.id }, 'handing the current task back: it did not finish within stopGraceMs');
-        current.abort.abort(new TaskAbortedError('stop', `rank ${this.rank} is stopping`));
-        // The coordinator takes a bye with a task in flight as the task handed back.
-        for (const t of current.timers) clearTimeout(t);
-        this.#watchdog.disarm();
-        this.#current = null;
-        this.#bye();
-      }, this.options.stopGraceMs).unref(),
-    );
+    const task = this.#running;
+    if (!task) return this.#bye();
+    task.grace = setTimeout(() => {
+      if (this.#running !== task) return;
+      this.log.warn({ task: task.taskId }, 'handing the current task back: it did not finish within stopGraceMs');
+      task.abort(new TaskAbortedError('stop', `rank ${this.rank} is stopping`));
+      // The coordinator takes a bye with a task in flight as the task handed back.
+      this.#disarm(task);
+      this.#running = null;
+      this.#bye();
+    }, this.options.stopGraceMs).unref();
   }
 
   async #serve(sock: zmq.Dealer): Promise<void> {
@@ -200,6 +201,8 @@ export abstract class Worker<In = any, Out = unknown> {
         }
         for (const msg of msgs) this.#handle(msg);
         if (this.#state === 'stopped') return;
+        // After the whole message: the tasks of several envelopes then run as one stretch.
+        if (!this.#draining && this.#queue.length > 0) void this.#drain();
       }
     } catch (err) {
       // Closing the socket after our bye ends the pending receive with an error: that is the way out.
@@ -209,7 +212,7 @@ export abstract class Worker<In = any, Out = unknown> {
 
   #register(rank: number | null): void {
     this.#registerSentAt = Date.now();
-    this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance });
+    this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance, window: this.options.window });
   }
 
   /** What this worker refused from the coordinator so far, by reason (a copy). */
@@ -248,26 +251,17 @@ export abstract class Worker<In = any, Out = unknown> {
       case 'reject':
         return this.#rejected(msg.code, msg.message);
       case 'work':
-        if (this.#current || this.#state === 'stopping') {
-          // One task at a time; answering keeps the task from being stranded here.
-          this.log.warn({ task: msg.id }, 'work received while busy; refused');
-          const error = { name: 'WorkerBusyError', message: `rank ${this.rank} is busy`, code: 'EWORKERBUSY' };
-          this.#send({ t: 'error', id: msg.id, attempt: msg.attempt, error });
-          return;
-        }
-        return this.#start(msg);
+        return this.#hold(msg);
+      case 'tasks':
+        for (const work of msg.tasks) this.#hold(work);
+        return;
       case 'ack':
         // An ack for an earlier result (one we sent again after a reconnect, say) is normal.
-        if (this.#unacked?.id === msg.id && this.#unacked.attempt === msg.attempt) this.#unacked = null;
-        return;
+        return this.#outcomes.acked(msg.id, msg.attempt);
+      case 'receipt':
+        return this.#outcomes.receipted(msg.seq);
       case 'cancel':
-        if (this.#current?.msg.id === msg.id && this.#current.msg.attempt === msg.attempt) {
-          this.#current.abort.abort(new TaskAbortedError('cancel', `task ${msg.id} was cancelled`));
-        } else {
-          // The task may have finished as the cancel crossed our result; anything else is not ours.
-          this.#count('dropped', 'stale-cancel');
-        }
-        return;
+        return this.#cancel(msg.id, msg.attempt);
       case 'terminate':
         return this.stop();
       case 'heartbeat':
@@ -288,12 +282,14 @@ export abstract class Worker<In = any, Out = unknown> {
     // A heartbeat every millisecond would only burn CPU: the coordinator's settings are bounded here.
     const heartbeatMs = Math.min(Math.max(settings.heartbeatMs, 10), MAX_TIMER_MS);
     if (heartbeatMs !== this.options.heartbeatMs) this.#startHeartbeats(heartbeatMs);
-    // A result computed while the coordinator could not hear us goes again; it drops it if stale.
-    if (this.#unacked) this.#send(this.#unacked);
-    // Ready only when idle: a task still running here must not be joined by another one.
-    if (this.#current) this.#readyOwed = true;
+    this.#window = Math.min(settings.window ?? 1, this.options.window);
+    // What was computed while the coordinator could not hear us goes again; it drops what is stale.
+    this.#outcomes.resend(this.#window);
+    // Ready only when idle: a coordinator that lost our record thinks we hold nothing, and would
+    // send a window's worth on top of the tasks still here.
+    if (this.#running || this.#queue.length > 0) this.#readyOwed = true;
     else this.#send({ t: 'ready' });
-    if (this.#state === 'stopping' && !this.#current) this.#bye();
+    if (this.#state === 'stopping' && !this.#running) this.#bye();
   }
 
   #rejected(code: string, message: string): void {
@@ -316,56 +312,149 @@ export abstract class Worker<In = any, Out = unknown> {
     throw new RegistrationError(code, `the coordinator at ${this.options.connect} refused this worker: ${message}${hint}`);
   }
 
-  #start(msg: Work): void {
-    const abort = new AbortController();
-    const current: Current = { msg, abort, timers: [] };
-    // Busy before the handler runs: a synchronous doWork() that throws finishes before this returns.
-    this.#current = current;
-    // A timeout beyond what a Node timer holds (24.8 days) is no limit in practice; set, it would fire at once.
-    if (msg.timeoutMs !== null && msg.timeoutMs <= MAX_TIMER_MS) {
-      const ms = msg.timeoutMs;
-      // Unref'd: a task's timers must not keep the process alive once the worker has left (the
-      // socket does while it serves); a handler handed back may never settle.
-      current.timers.push(setTimeout(() => abort.abort(new TaskAbortedError('timeout', `task ${msg.id} exceeded its timeout of ${ms} ms`)), ms).unref());
-      this.#watchdog.arm(Date.now() + ms + this.options.killGraceMs);
+  /** Takes a task to run after those held already, or refuses it if that would hold more than the window. */
+  #hold(work: Work): void {
+    if (this.#queue.length + (this.#running ? 1 : 0) >= this.#window) {
+      // Answering keeps the task from being stranded here.
+      this.#warn('busy', { task: work.id }, 'work received while busy; refused');
+      const error = { name: 'WorkerBusyError', message: `rank ${this.rank} is busy`, code: 'EWORKERBUSY' };
+      this.#send({ t: 'error', id: work.id, attempt: work.attempt, error });
+      return;
     }
-    const context: TaskContext = { taskId: msg.id, attempt: msg.attempt, type: msg.type, resource: msg.resource, rank: this.rank!, signal: abort.signal };
-    void this.#execute(msg, context).then((reply) => {
-      for (const t of current.timers) clearTimeout(t);
-      this.#watchdog.disarm();
-      if (this.#current !== current) return; // handed back on stop: the coordinator has it already
-      this.#current = null;
-      this.#unacked = reply;
-      this.#send(reply);
-      if (this.#readyOwed) {
+    this.#queue.push(new HeldTask(work));
+  }
+
+  #cancel(id: number, attempt: number): void {
+    const running = this.#running;
+    if (running?.taskId === id && running.attempt === attempt) {
+      running.abort(new TaskAbortedError('cancel', `task ${id} was cancelled`));
+      return;
+    }
+    if (this.#queue.remove(id, attempt)) {
+      // It never started: the coordinator still needs its outcome.
+      this.#outcomes.sendAlone({ t: 'error', id, attempt, error: toWireError(new TaskAbortedError('cancel', `task ${id} was cancelled before it started`)) });
+      return;
+    }
+    // The task may have finished as the cancel crossed our result; anything else is not ours.
+    this.#count('dropped', 'stale-cancel');
+  }
+
+  /**
+   * Runs the held tasks one at a time, in order, until none is left or the worker stops. This is the
+   * hot path: a synchronous handler costs no promise, closure or timer. The loop awaits only a
+   * handler's thenable, and the event loop once after each send, when receipts, cancels and new
+   * tasks are read and the sends leave.
+   */
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      let task: HeldTask | undefined;
+      while (this.#state === 'registered' && (task = this.#queue.shift())) {
+        this.#running = task;
+        task.rank = this.rank!;
+        this.#arm(task);
+        let value: unknown;
+        let failed = false;
+        const start = performance.now();
+        try {
+          value = this.doWork(decodePayload(task.takePayload()) as In, task);
+          if (isThenable(value)) {
+            this.#outcomes.flushSoon();
+            value = await value;
+          }
+        } catch (err) {
+          value = err;
+          failed = true;
+        }
+        const end = performance.now();
+        this.#disarm(task);
+        if (this.#running !== task) return; // handed back on stop: the coordinator has it already
+        this.#running = null;
+        const us = Math.round((end - start) * 1000);
+        const batched = this.#finish(task, failed, value, us, end);
+        if (this.#queue.length === 0 || this.#state !== 'registered') break;
+        // Tasks that take a millisecond gain nothing from batching, and results must not wait long.
+        if (!batched || us >= 1000 || this.#outcomes.due(end)) {
+          this.#outcomes.flush();
+          await nextTurn();
+        }
+      }
+      this.#outcomes.flush();
+      if (this.#readyOwed && this.#queue.length === 0 && this.#state !== 'stopped') {
         this.#readyOwed = false;
         this.#send({ t: 'ready' });
       }
       if (this.#state === 'stopping') this.#bye();
-    });
-  }
-
-  async #execute(msg: Work, context: TaskContext): Promise<Result | TaskFailed> {
-    const { id, attempt } = msg;
-    try {
-      const data = decodePayload(msg.payload) as In;
-      const value = await this.doWork(data, context);
-      const payload = encodePayload(value);
-      const max = this.#settings?.maxMessageBytes ?? Infinity;
-      if (payload.length > max) {
-        const message = `the result of task ${id} has ${payload.length} bytes, more than the coordinator's maxMessageBytes (${max})`;
-        return { t: 'error', id, attempt, error: { name: 'PayloadError', message, code: 'EPAYLOADTOOBIG' } };
-      }
-      return { t: 'result', id, attempt, payload };
-    } catch (err) {
-      // A handler that stopped because its signal fired is reported for why it fired.
-      const reason = context.signal.aborted ? context.signal.reason : err;
-      this.log.debug({ task: id, err }, 'task failed');
-      return { t: 'error', id, attempt, error: toWireError(reason) };
+    } finally {
+      this.#draining = false;
     }
   }
 
+  /** Starts a task's timeout: from when it starts, not from when it was queued. */
+  #arm(task: HeldTask): void {
+    const ms = task.timeoutMs;
+    // A timeout beyond what a Node timer holds (24.8 days) is no limit in practice; set, it would fire at once.
+    if (ms === null || ms > MAX_TIMER_MS) return;
+    // Unref'd: a task's timers must not keep the process alive once the worker has left (the
+    // socket does while it serves); a handler handed back may never settle.
+    task.timeout = setTimeout(() => task.abort(new TaskAbortedError('timeout', `task ${task.taskId} exceeded its timeout of ${ms} ms`)), ms).unref();
+    this.#watchdog.arm(Date.now() + ms + this.options.killGraceMs);
+  }
+
+  #disarm(task: HeldTask): void {
+    if (task.timeout) {
+      clearTimeout(task.timeout);
+      task.timeout = null;
+      this.#watchdog.disarm();
+    }
+    if (task.grace) {
+      clearTimeout(task.grace);
+      task.grace = null;
+    }
+  }
+
+  /**
+   * Sends a task's outcome, or adds a small result to the batch (window above 1): true if batched.
+   * It ran `us` µs and ended at `now`.
+   */
+  #finish(task: HeldTask, failed: boolean, value: unknown, us: number, now: number): boolean {
+    const { taskId: id, attempt } = task;
+    if (!failed) {
+      try {
+        const payload = encodePayload(value);
+        const max = this.#settings?.maxMessageBytes ?? Infinity;
+        if (payload.length > max) {
+          const message = `the result of task ${id} has ${payload.length} bytes, more than the coordinator's maxMessageBytes (${max})`;
+          this.#outcomes.sendAlone({ t: 'error', id, attempt, error: { name: 'PayloadError', message, code: 'EPAYLOADTOOBIG' }, us });
+          return false;
+        }
+        const result: Result = { t: 'result', id, attempt, payload };
+        if (this.#window > 1 && payload.length <= BATCH_INLINE_BYTES) {
+          this.#outcomes.add(result, us, now, max);
+          return true;
+        }
+        // A larger payload keeps a frame of its own rather than be copied into a batch.
+        result.us = us;
+        this.#outcomes.sendAlone(result);
+        return false;
+      } catch (err) {
+        value = err;
+      }
+    }
+    // A handler that stopped because its signal fired is reported for why it fired.
+    const reason = task.abortReason ?? value;
+    this.log.debug({ task: id, err: value }, 'task failed');
+    this.#outcomes.sendAlone({ t: 'error', id, attempt, error: toWireError(reason), us });
+    return false;
+  }
+
   #bye(): void {
+    // Results first: the coordinator takes a bye as handing back every task it has in flight here.
+    this.#outcomes.flush();
+    if (this.#queue.length > 0) {
+      this.log.info({ tasks: this.#queue.length }, 'handing back the tasks that have not started');
+      this.#queue.clear();
+    }
     this.#state = 'stopped';
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#send({ t: 'bye' });
@@ -457,6 +546,15 @@ export abstract class Worker<In = any, Out = unknown> {
     this.log.info({ signal }, 'stopping after the current task');
     this.stop();
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** Lets the event loop turn once: timers, I/O (receipts, cancels, tasks) and the sends queued. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** As the coordinator's: JSON on stderr, pretty on a terminal or under `taskfarm run` on one. */

@@ -1,0 +1,111 @@
+/**
+ * Task outcomes on their way to the coordinator: small results gathered into a `results` batch
+ * (window above 1: one header and one payload frame for many results instead of a message each),
+ * and everything sent kept until the coordinator answers for it (`ack`, `receipt`), to be sent again
+ * after a re-registration.
+ */
+import { BATCH_MAX_BYTES, BATCH_MAX_TASKS, type Result, type Results, type TaskFailed } from '@taskfarm/protocol';
+
+/** How long the oldest result may wait for others, in ms: batching must not add visible latency. */
+const BATCH_WAIT_MS = 1;
+
+type Outcome = Result | TaskFailed | Results;
+
+export class Outcomes {
+  readonly #send: (env: Outcome) => void;
+  #batch: Result[] = [];
+  #bytes = 0;
+  #us = 0;
+  /** When the batch's first result was ready (performance.now()). */
+  #since = 0;
+  #seq = 0;
+  #timer: NodeJS.Timeout | null = null;
+  /** Sent and not answered for, in the order sent; batches keyed by seq, the others by "id:attempt". */
+  readonly #unanswered = new Map<number | string, Outcome>();
+
+  constructor(send: (env: Outcome) => void) {
+    this.#send = send;
+  }
+
+  /** Results in the batch, not sent yet. */
+  get batched(): number {
+    return this.#batch.length;
+  }
+
+  /**
+   * Adds a result whose handler ran `us` µs and ended at `now`. A batch's payload frame must stay
+   * within `maxFrameBytes` (what the coordinator accepts): one that cannot take the result leaves first.
+   */
+  add(result: Result, us: number, now: number, maxFrameBytes: number): void {
+    if (this.#bytes + result.payload.length > maxFrameBytes) this.flush();
+    if (this.#batch.length === 0) this.#since = now;
+    this.#batch.push(result);
+    this.#bytes += result.payload.length;
+    this.#us += us;
+  }
+
+  /** Whether the batch should leave now rather than wait for more: it is full, or its oldest result has waited long enough. */
+  due(now: number): boolean {
+    return this.#batch.length >= BATCH_MAX_TASKS || this.#bytes >= BATCH_MAX_BYTES || (this.#batch.length > 0 && now - this.#since >= BATCH_WAIT_MS);
+  }
+
+  /** Sends the batch, if it holds anything, and keeps it until its receipt. */
+  flush(): void {
+    if (this.#batch.length === 0) return;
+    const env: Results = { t: 'results', seq: ++this.#seq, us: this.#us, results: this.#batch };
+    this.#batch = [];
+    this.#bytes = 0;
+    this.#us = 0;
+    this.#unanswered.set(env.seq, env);
+    this.#send(env);
+  }
+
+  /**
+   * While a handler awaits, which may take long (I/O), the results already batched leave after
+   * BATCH_WAIT_MS rather than wait for it. One timer, re-armed, not one per task.
+   */
+  flushSoon(): void {
+    if (this.#batch.length === 0) return;
+    if (this.#timer) this.#timer.refresh();
+    else this.#timer = setTimeout(() => this.flush(), BATCH_WAIT_MS).unref();
+  }
+
+  /** Sends one result or error on its own, after the batch so that order is kept, and keeps it until its ack. */
+  sendAlone(env: Result | TaskFailed): void {
+    this.flush();
+    this.#unanswered.set(outcomeKey(env.id, env.attempt), env);
+    this.#send(env);
+  }
+
+  acked(id: number, attempt: number): void {
+    this.#unanswered.delete(outcomeKey(id, attempt));
+  }
+
+  receipted(seq: number): void {
+    this.#unanswered.delete(seq);
+  }
+
+  /** Sends again all that was not answered for, to a coordinator that agreed on `window`; it drops what is stale. */
+  resend(window: number): void {
+    if (window === 1) {
+      this.flush();
+      // A coordinator that agreed on no window may be of a kind that cannot read `results`: each
+      // result of a batch goes on its own, in the order sent.
+      const sent = [...this.#unanswered];
+      this.#unanswered.clear();
+      for (const [key, env] of sent) {
+        if (env.t !== 'results') this.#unanswered.set(key, env);
+        else for (const r of env.results) this.#unanswered.set(outcomeKey(r.id, r.attempt), r);
+      }
+    }
+    for (const env of this.#unanswered.values()) this.#send(env);
+  }
+
+  dispose(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+}
+
+function outcomeKey(id: number, attempt: number): string {
+  return `${id}:${attempt}`;
+}
