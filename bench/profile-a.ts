@@ -1,6 +1,7 @@
 /**
  * `node --cpu-prof --import tsx bench/profile-a.ts [tasks]`: scenario a (empty tasks through a
- * WorkQueue, 2 worker processes) alone, for a CPU profile of the coordinator.
+ * WorkQueue, 2 worker processes) alone, for a CPU profile of the coordinator. BENCH_SCENARIO=b
+ * runs 1 ms CPU tasks instead; PROFILE_WORKERS=DIR writes the workers' CPU profiles there.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -9,15 +10,19 @@ import { Coordinator, Master, WorkQueue } from 'taskfarm';
 const tasks = Number(process.argv[2] ?? 200_000);
 const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'warn' });
 const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const kids = [0, 1].map(() => spawn(process.execPath, ['--import', 'tsx', worker], { stdio: 'inherit', env: { ...process.env, TASKFARM_CONNECT: coordinator.endpoint, BENCH_SCENARIO: 'a' } }));
+// PROFILE_WORKERS=DIR: CPU profiles of the workers too.
+const profile = process.env.PROFILE_WORKERS ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROFILE_WORKERS}`] : [];
+const kids = [0, 1].map(() => spawn(process.execPath, [...profile, '--import', 'tsx', worker], { stdio: 'inherit', env: { BENCH_SCENARIO: 'a', ...process.env, TASKFARM_CONNECT: coordinator.endpoint } }));
 const master = new Master(undefined, { coordinator });
 await master.waitForWorkers(2);
 const queue = new WorkQueue(master);
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 for (let i = 0; i < tasks; i++) queue.addWork(i);
 const results = await queue.drain();
 const s = (performance.now() - t0) / 1000;
-console.log(`${results.length} tasks in ${s.toFixed(3)} s: ${Math.round(tasks / s)} tasks/s`);
+const cpu = process.cpuUsage(cpu0);
+console.log(`${results.length} tasks in ${s.toFixed(3)} s: ${Math.round(tasks / s)} tasks/s; coordinator CPU ${(((cpu.user + cpu.system) / 1e6 / s) * 100).toFixed(0)}% of a core`);
 await master.terminateWorkers();
 await coordinator.close();
 await Promise.all(kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(null) : k.on('exit', r)))));

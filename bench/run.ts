@@ -176,7 +176,7 @@ async function main(): Promise<void> {
 
   // a. empty tasks
   if (want('a')) {
-    const aTasks = quick ? 5_000 : 30_000;
+    const aTasks = quick ? 30_000 : 300_000;
     const tfA = await measure('a', `taskfarm WorkQueue, ${N} workers`, 'tasks/s', async () => aTasks / (await throughput('a', N, aTasks, (i) => i)).wall);
     await measure('a', 'raw zeromq.js, 1 in flight', 'tasks/s', async () => aTasks / (await rawLoop({ scenario: 'a', workers: N, tasks: aTasks, batch: 1, window: 1, data: (i) => i })));
     await measure('a', 'raw zeromq.js, 8 in flight', 'tasks/s', async () => aTasks / (await rawLoop({ scenario: 'a', workers: N, tasks: aTasks, batch: 1, window: 8, data: (i) => i })));

@@ -41,7 +41,7 @@ export interface CoordinatorOptions {
    * each worker's window follows its pace: 1 until its first task is back and for tasks of 20 ms or
    * more, else enough to hold about `windowMs` of work, with tasks and results travelling in
    * batches. 1 gives the seed's one task per worker. Master.run() always sends one task per worker.
-   * Default: `$TASKFARM_WINDOW`, else 256.
+   * Default: `$TASKFARM_WINDOW`, else 1024.
    */
   window?: number;
   /** How much work, in ms of handler time, a worker's window should hold for short tasks. Default 5. */
@@ -102,7 +102,7 @@ export const DEFAULTS = Object.freeze({
   logLevel: 'info',
   handleSignals: false,
   closeGraceMs: 2000,
-  window: 256,
+  window: 1024,
   windowMs: 5,
   timeoutGraceMs: 5000,
   journal: null,

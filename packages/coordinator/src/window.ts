@@ -16,7 +16,7 @@ export interface WindowSettings {
   readonly maxBytes: number;
 }
 
-export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 256, targetMs: 5, longMs: 20, maxBytes: 4 * 1024 * 1024 });
+export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 1024, targetMs: 5, longMs: 20, maxBytes: 4 * 1024 * 1024 });
 
 /** Weight of the newest observation in the running average of a worker's handler time. */
 const WEIGHT = 0.2;

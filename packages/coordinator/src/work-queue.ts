@@ -284,9 +284,15 @@ export class WorkQueue implements Driver {
 
   /** Runs everything queued to completion and returns the results not claimed by submit()/map(). */
   async drain(options?: WaitOptions): Promise<TaskResult[]> {
+    // A batch at a time rather than through results(): an async generator costs promises per item.
+    // They count as delivered once the application comes back to the queue, as with takeResults().
     const out: TaskResult[] = [];
-    for await (const r of this.results(options)) out.push(r);
-    return out;
+    for (;;) {
+      this.driver.doWork();
+      for (const r of this.takeResults()) out.push(r);
+      if (this.done()) return out;
+      await this.driver.changed(options);
+    }
   }
 
   /**

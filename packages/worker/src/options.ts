@@ -49,7 +49,7 @@ export interface WorkerOptions {
   /**
    * The most tasks this worker holds at once, running or waiting in its own queue (1 to 65535). A
    * coordinator that agrees to more than 1 sends tasks ahead and takes results in batches, which
-   * saves a round trip per task; it may agree to fewer. Default: `$TASKFARM_WINDOW` when set, else 256.
+   * saves a round trip per task; it may agree to fewer. Default: `$TASKFARM_WINDOW` when set, else 1024.
    */
   window?: number;
 }
@@ -83,7 +83,7 @@ export const WORKER_DEFAULTS = Object.freeze({
   handleSignals: true,
   stopGraceMs: 30_000,
   killGraceMs: 2000,
-  window: 256,
+  window: 1024,
 });
 
 export function resolveWorkerOptions(o: WorkerOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedWorkerOptions {

@@ -76,8 +76,8 @@ async function terminate(fake: FakeCoordinator, run: Promise<void>): Promise<voi
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-t.test('window option: 256 by default, TASKFARM_WINDOW, 1 to 65535', async (t) => {
-  t.equal(resolveWorkerOptions({}, {}).window, 256);
+t.test('window option: 1024 by default, TASKFARM_WINDOW, 1 to 65535', async (t) => {
+  t.equal(resolveWorkerOptions({}, {}).window, 1024);
   t.equal(resolveWorkerOptions({}, { TASKFARM_WINDOW: '8' }).window, 8);
   t.equal(resolveWorkerOptions({ window: 3 }, { TASKFARM_WINDOW: '8' }).window, 3, 'the option wins over the environment');
   for (const window of [0, -1, 1.5, 65_536, Number.NaN]) t.throws(() => resolveWorkerOptions({ window }, {}), RangeError, `window ${window}`);
@@ -90,7 +90,7 @@ t.test('a batch of tasks runs in order and its results come back batched, comple
     seen.push(n);
     return n * 2;
   });
-  t.match(register, { t: 'register', window: 256 }, 'every register offers the window');
+  t.match(register, { t: 'register', window: 1024 }, 'every register offers the window');
   await fake.welcome({ window: 8 });
   t.match(await fake.message(), [{ t: 'ready' }]);
   await fake.send({ t: 'tasks', tasks: range(1, 8).map((i) => work(i, i)) });
@@ -148,7 +148,7 @@ t.test('results are kept until their receipt or ack, and only those go again aft
   t.match(unanswered.slice(-2), ['error:6:EBROKEN', 'result:7'], 'a failure and a large result go alone, after the batch before them');
   t.match(unanswered.slice(0, -2), [/^results#\d+:4,5$/], 'the small ones in one batch');
 
-  t.match(await fake.reregister(), { t: 'register', rank: 1, window: 256 }, 'asks for its rank again');
+  t.match(await fake.reregister(), { t: 'register', rank: 1, window: 1024 }, 'asks for its rank again');
   await fake.welcome({ window: 8, heartbeatMs: 10, livenessMs: 20 });
   const resent: string[] = [];
   for (let msg = await fake.message(); msg[0]!.t !== 'ready'; msg = await fake.message()) resent.push(...msg.map(summary));
