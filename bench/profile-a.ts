@@ -1,11 +1,13 @@
 /**
  * `node --cpu-prof --import tsx bench/profile-a.ts [tasks]`: scenario a (empty tasks through a
  * WorkQueue, 2 worker processes) alone, for a CPU profile of the coordinator. BENCH_SCENARIO=b
- * runs 1 ms CPU tasks instead; PROFILE_WORKERS=DIR writes the workers' CPU profiles there.
+ * runs 1 ms CPU tasks instead, c 100 KiB payloads; PROFILE_WORKERS=DIR writes the workers' CPU
+ * profiles there.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Coordinator, Master, WorkQueue } from 'taskfarm';
+import { payload } from './tasks.ts';
 
 const tasks = Number(process.argv[2] ?? 200_000);
 const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'warn' });
@@ -18,7 +20,8 @@ await master.waitForWorkers(2);
 const queue = new WorkQueue(master);
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
-for (let i = 0; i < tasks; i++) queue.addWork(i);
+const data = process.env.BENCH_SCENARIO === 'c' ? payload() : null;
+for (let i = 0; i < tasks; i++) queue.addWork(data ?? i);
 const results = await queue.drain();
 const s = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);

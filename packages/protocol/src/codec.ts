@@ -194,20 +194,27 @@ export function encode(env: Envelope): Frame[] {
 }
 
 /**
- * Several envelopes as ZeroMQ messages: as few as MAX_MESSAGE_FRAMES allows (a receiver refuses
- * more frames). With `batch` (a peer whose window is above 1), each run of consecutive `work`
+ * Several envelopes as ZeroMQ messages: as few as MAX_MESSAGE_FRAMES (a receiver refuses more
+ * frames) and BATCH_MAX_BYTES (beyond one envelope) allow. With `batch` (a peer whose window is above 1), each run of consecutive `work`
  * envelopes with small payloads leaves as `tasks` envelopes of up to BATCH_MAX_TASKS tasks and
  * BATCH_MAX_BYTES of payload: one header and one payload frame for many tasks instead of two each.
  */
 export function encodeMessages(envs: readonly Envelope[], batch: boolean): Frame[][] {
   const messages: Frame[][] = [];
   let message: Frame[] = [];
+  let bytes = 0;
   const add = (frames: Frame[]) => {
-    if (message.length + frames.length > MAX_MESSAGE_FRAMES) {
+    let size = 0;
+    for (const f of frames) size += f.length;
+    // A receiver sees nothing of a message before all of it has arrived: large payloads go in
+    // messages of their own, so that a worker starts on the first while the next is on its way.
+    if (message.length > 0 && (message.length + frames.length > MAX_MESSAGE_FRAMES || bytes + size > BATCH_MAX_BYTES)) {
       messages.push(message);
       message = [];
+      bytes = 0;
     }
     for (const f of frames) message.push(f);
+    bytes += size;
   };
   let run: Work[] = [];
   let runBytes = 0;
