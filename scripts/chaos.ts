@@ -12,7 +12,8 @@
  *     then started again with the same journal file
  *     (when the coordinator has the `journal` option; otherwise skipped, said so).
  * The results the application prints are counted across coordinator incarnations; at the end it
- * prints tasks, lost (never delivered), duplicates (delivered more than once), errors, wall time,
+ * prints tasks, lost (never delivered), duplicates (delivered more than once, beyond the result in
+ * the application's hands at a restart, which the journal delivers again by design), errors, wall time,
  * kills, partitions and restarts, and exits non-zero unless lost and duplicates are 0 and the job
  * finished. It stops by itself: the job is abandoned (and reported) after --duration seconds.
  * Traffic stays on loopback, or inside the namespaces it creates and deletes.
@@ -143,6 +144,8 @@ const workerEnv: NodeJS.ProcessEnv = { ...heartbeats, TASKFARM_CONNECT: endpoint
 /** Deliveries per task, counted over every coordinator incarnation. */
 const received = new Uint32Array(TASKS);
 let deliveries = 0;
+/** The last result each coordinator delivered: see `inHand` in the verdict. */
+const lastGot = new Map<App, number>();
 let coordinator: App;
 const coordinators: App[] = [];
 /** Coordinators this script SIGKILLed on purpose; any other exit ends the job. */
@@ -159,6 +162,7 @@ function startCoordinator(): App {
     const n = Number(line.slice(4));
     if (Number.isSafeInteger(n) && n >= 0 && n < TASKS) received[n]!++;
     deliveries++;
+    lastGot.set(app, n);
   });
   coordinators.push(app);
   return app;
@@ -345,11 +349,19 @@ if (flags.logs) {
 
 // --- verdict ------------------------------------------------------------------------------------
 
+// The result the application had in hand when its coordinator was killed is delivered once more by
+// the restarted one (README, Failure semantics: at least once for that one, rather than lost). Such
+// a repeat is reported apart; any other is a duplicate.
+const inHand: number[] = [];
+for (const app of restarted) {
+  const n = lastGot.get(app);
+  if (n !== undefined && received[n]! > 1) inHand.push(n);
+}
 let lost = 0;
 let duplicates = 0;
-for (const c of received) {
+for (const [n, c] of received.entries()) {
   if (c === 0) lost++;
-  else duplicates += c - 1;
+  else duplicates += c - 1 - inHand.filter((k) => k === n).length;
 }
 const summary = /^summary (.*)$/m.exec(coordinator.stdout)?.[1] ?? '';
 const errors = Number(/errors=(\d+)/.exec(summary)?.[1] ?? 0);
@@ -359,6 +371,7 @@ const rows: Array<[string, string | number]> = [
   ['delivered', deliveries],
   ['lost', lost],
   ['duplicates', duplicates],
+  ['in hand', `${inHand.length} (delivered again after a restart by design: ${inHand.join(' ') || 'none'})`],
   ['errors', errors],
   ['wall time', wall],
   ['kills', kills],
@@ -370,7 +383,7 @@ console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(12)} ${v}`);
 if (exit === null || exit.code !== 0) console.log(`\nthe job did not finish: last coordinator ${exit ? `exited with ${exit.code ?? exit.signal}` : 'was still running at the deadline'}`);
 const missing = [...received.keys()].filter((n) => received[n] === 0);
-const twice = [...received.keys()].filter((n) => received[n]! > 1);
+const twice = [...received.keys()].filter((n) => received[n]! > 1 + inHand.filter((k) => k === n).length);
 if (missing.length) console.log(`\nnever delivered: ${missing.slice(0, 20).join(' ')}${missing.length > 20 ? ' ...' : ''}`);
 for (const [what, keys] of journalSays) {
   console.log(`  ${keys.length} of them ${what} in the journal${what === 'marked delivered' ? ' (handed to the application by a coordinator killed before the application printed them)' : ''}`);
