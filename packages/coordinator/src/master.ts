@@ -241,15 +241,17 @@ export class Master implements FarmListener {
   }
 
   /**
-   * The workers with room in their windows, longest-open first, with how many more tasks each may
-   * take. Only ranks that gained room since they were last full are looked at, so a farm of busy
-   * workers costs nothing here however many workers it has.
+   * Up to `count` workers with room in their windows, longest-open first, with how many more tasks
+   * each may take. Only ranks that gained room since they were last full are looked at, and no more
+   * of them than asked for: a queue of a few tasks costs a few steps here, however many workers
+   * are idle.
    */
-  slots(): Slot[] {
+  slots(count: number): Slot[] {
     const out: Slot[] = [];
     if (this.#terminating) return out;
     const farm = this.host.farm;
     for (const rank of this.#open) {
+      if (out.length >= count) break;
       const free = farm.capacity(rank);
       if (free > 0) out.push({ rank, free });
       else this.#open.delete(rank);

@@ -149,9 +149,9 @@ export class WorkQueue implements Driver {
     }
   }
 
-  /** Fills windows one task per worker per round, so that a short queue is spread over every worker. */
+  /** Fills windows one task per worker per round, so that a short queue is spread over the workers. */
   #fill(): void {
-    const slots = this.master.slots();
+    const slots = this.master.slots(this.#queue.length);
     while (slots.length > 0) {
       let open = 0;
       for (const slot of slots) {
