@@ -8,8 +8,7 @@
  * in mpi-master-slave's WorkQueue. Queues are FIFO; resources are tried in the order their work
  * arrived. Every operation is O(1): no scan over workers or resources.
  */
-import type { Key } from '@taskfarm/protocol';
-import { Deque } from './deque.ts';
+import { Deque, type Key } from '@taskfarm/protocol';
 import type { Task } from './farm.ts';
 
 export type AffinityKind = 'same' | 'none' | 'unheld' | 'shared';

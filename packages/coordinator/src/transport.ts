@@ -5,8 +5,8 @@
  * Reply socket in a context of this coordinator's own, so that two coordinators in one process, or
  * an application's own ZAP handler, never answer for each other), and the socket's handshake events.
  */
+import { Deque } from '@taskfarm/protocol';
 import * as zmq from 'zeromq';
-import { Deque } from './deque.ts';
 import { parseZapRequest, ZAP_ENDPOINT, zapReply, type ZapRequest } from './zap.ts';
 
 // libzmq's ZMQ_ROUTER_NOTIFY (draft API, in zeromq.js's prebuilt libzmq 4.3.5): the ROUTER delivers

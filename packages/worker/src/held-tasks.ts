@@ -1,6 +1,6 @@
 /**
- * The tasks a worker holds: the one running and those waiting behind it in its own queue, up to the
- * window it agreed on with the coordinator.
+ * A task a worker holds, running or waiting in its queue (a Deque in worker.ts) behind the one that
+ * runs, up to the window it agreed on with the coordinator.
  */
 import type { Key, Work } from '@taskfarm/protocol';
 import type { TaskAbortedError } from './errors.ts';
@@ -57,58 +57,5 @@ export class HeldTask implements TaskContext {
   /** Why its signal fired, or undefined: a handler that failed then is reported for that reason. */
   get abortReason(): TaskAbortedError | undefined {
     return this.#abort?.signal.aborted ? (this.#abort.signal.reason as TaskAbortedError) : undefined;
-  }
-}
-
-/** The tasks waiting to run, first in first out: a ring, so that taking the next one is O(1) at any window. */
-export class TaskQueue {
-  #ring: Array<HeldTask | undefined> = new Array(16);
-  #head = 0;
-  #length = 0;
-
-  get length(): number {
-    return this.#length;
-  }
-
-  push(task: HeldTask): void {
-    if (this.#length === this.#ring.length) this.#grow();
-    this.#ring[(this.#head + this.#length) % this.#ring.length] = task;
-    this.#length++;
-  }
-
-  shift(): HeldTask | undefined {
-    if (this.#length === 0) return undefined;
-    const task = this.#ring[this.#head];
-    this.#ring[this.#head] = undefined;
-    this.#head = (this.#head + 1) % this.#ring.length;
-    this.#length--;
-    return task;
-  }
-
-  /** Takes (id, attempt) out of the queue, keeping the others' order; O(length), for a cancel. */
-  remove(id: number, attempt: number): HeldTask | undefined {
-    const n = this.#ring.length;
-    for (let i = 0; i < this.#length; i++) {
-      const task = this.#ring[(this.#head + i) % n]!;
-      if (task.taskId !== id || task.attempt !== attempt) continue;
-      for (let j = i; j < this.#length - 1; j++) this.#ring[(this.#head + j) % n] = this.#ring[(this.#head + j + 1) % n];
-      this.#ring[(this.#head + this.#length - 1) % n] = undefined;
-      this.#length--;
-      return task;
-    }
-    return undefined;
-  }
-
-  clear(): void {
-    this.#ring.fill(undefined);
-    this.#head = 0;
-    this.#length = 0;
-  }
-
-  #grow(): void {
-    const ring: Array<HeldTask | undefined> = new Array(this.#ring.length * 2);
-    for (let i = 0; i < this.#length; i++) ring[i] = this.#ring[(this.#head + i) % this.#ring.length];
-    this.#ring = ring;
-    this.#head = 0;
   }
 }

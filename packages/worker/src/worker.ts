@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import {
   BATCH_INLINE_BYTES,
   decodeFromCoordinator,
+  Deque,
   decodePayload,
   encode,
   encodePayload,
@@ -31,7 +32,7 @@ import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import * as zmq from 'zeromq';
 import { RegistrationError, TaskAbortedError } from './errors.ts';
-import { HeldTask, TaskQueue } from './held-tasks.ts';
+import { HeldTask } from './held-tasks.ts';
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.ts';
 import { Outcomes } from './outcomes.ts';
 import { Watchdog } from './watchdog.ts';
@@ -89,7 +90,8 @@ export abstract class Worker<In = any, Out = unknown> {
   #sending: Promise<unknown> = Promise.resolve();
   /** The most tasks held here at once, as agreed in the last welcome: 1 is one task at a time, no batches. */
   #window = 1;
-  readonly #queue = new TaskQueue();
+  /** Held tasks waiting to run, in the order they came. */
+  readonly #queue = new Deque<HeldTask>();
   #running: HeldTask | null = null;
   /** #drain() is under way: running a task, or letting the event loop turn between batches. */
   #draining = false;
@@ -129,6 +131,11 @@ export abstract class Worker<In = any, Out = unknown> {
       heartbeatTimeToLive: o.livenessMs,
       reconnectInterval: 100,
       reconnectMaxInterval: 2000,
+      // Unbounded, as the coordinator's: libzmq 4.3.5 can abort (assertion _input_stopped) when it
+      // resumes reading a connection that reached its receive high-water mark, which a worker busy
+      // in its handlers reaches once windows send it many messages. The coordinator's window bounds
+      // what is sent here (tasks, and 4 MiB of payload), so no bound is lost.
+      receiveHighWaterMark: 0,
       ...(o.curve ? { curveServerKey: o.curve.serverKey, curvePublicKey: o.curve.publicKey, curveSecretKey: o.curve.secretKey } : {}),
     });
     this.#sock = sock;
@@ -330,7 +337,7 @@ export abstract class Worker<In = any, Out = unknown> {
       running.abort(new TaskAbortedError('cancel', `task ${id} was cancelled`));
       return;
     }
-    if (this.#queue.remove(id, attempt)) {
+    if (this.#queue.removeFirst((t) => t.taskId === id && t.attempt === attempt)) {
       // It never started: the coordinator still needs its outcome.
       this.#outcomes.sendAlone({ t: 'error', id, attempt, error: toWireError(new TaskAbortedError('cancel', `task ${id} was cancelled before it started`)) });
       return;

@@ -1,6 +1,8 @@
 /**
  * A FIFO with O(1) push, shift and unshift. The seed pops from the front of a Python list, which
- * costs O(queue length) per task; a ring buffer keeps a million queued tasks as cheap as ten.
+ * costs O(queue length) per task; a ring buffer keeps a million queued tasks as cheap as ten. Both
+ * sides use it (the coordinator's queues and send queue, a worker's held tasks), so it lives in the
+ * package they share.
  */
 export class Deque<T> {
   #buf: (T | undefined)[];
@@ -52,6 +54,12 @@ export class Deque<T> {
       return item;
     }
     return undefined;
+  }
+
+  clear(): void {
+    this.#buf.fill(undefined);
+    this.#head = 0;
+    this.#size = 0;
   }
 
   *[Symbol.iterator](): IterableIterator<T> {
