@@ -196,6 +196,8 @@ export class Farm {
   readonly #stalled = new Set<WorkerRecord>();
   /** Tasks asked back from a stalled worker, until it answers for them. */
   readonly #recalled = new Set<Task>();
+  /** Tasks in flight on all workers (window.maxTotal bounds it). */
+  #inFlight = 0;
   #nextTaskId = 1;
   #closing = false;
 
@@ -272,7 +274,9 @@ export class Farm {
     const w = this.#byRank.get(rank);
     if (!w || (w.state !== 'idle' && w.state !== 'busy') || this.#terminateRequested.has(rank)) return 0;
     if (this.#stalled.size > 0 && this.#stalled.has(w)) return 0;
-    return w.pace.room(inFlight(w), this.window);
+    const room = w.pace.room(inFlight(w), this.window);
+    // A worker with nothing in flight always gets its one task, as with window 1.
+    return w.task === null ? room : Math.min(room, this.window.maxTotal - this.#inFlight);
   }
 
   /** Sends `task` to a worker with room for it. The caller (a Master) has checked readiness or capacity. */
@@ -282,6 +286,7 @@ export class Farm {
     w.state = 'busy';
     if (w.task === null) w.task = task;
     else w.backlog.push(task);
+    this.#inFlight++;
     task.startedAt = this.now();
     this.observer.dispatched?.(w, task, kind);
     const { id, attempt, type, resource } = task;
@@ -314,18 +319,20 @@ export class Farm {
    * The clock's sweep, several times a second: an idle or joining worker silent for livenessMs is
    * lost; a task past its timeout plus `graceMs` fails with ETIMEDOUT and its worker (stuck in a
    * handler that ignores its abort signal, or it would have answered) is told to go; it is replaced
-   * when it reconnects or its process is recycled. A worker whose running task has run for the
-   * window's `longMs` with others waiting behind it is asked for those back (a `cancel` each, which
-   * a worker answers for an unstarted task with ECANCELLED), so that a long task does not hold short
-   * ones hostage while other workers could run them.
+   * when it reconnects or its process is recycled. While some worker sits idle, a worker whose
+   * running task has run for the window's `recallMs` with others waiting behind it is asked for
+   * those back (a `cancel` each, which a worker answers for an unstarted task with ECANCELLED), so
+   * that a long task does not hold short ones hostage while other workers could run them.
    */
   tick(now: number, graceMs: number): void {
+    let idle = false;
+    for (const w of this.#byRank.values()) if (w.state === 'idle') idle = true;
     for (const w of [...this.#byRank.values()]) {
       if (w.state === 'busy') {
         const task = w.task!;
         const limit = task.policy.timeoutMs;
         if (limit !== null && now - task.startedAt > limit + graceMs) this.#timedOut(w, now);
-        else if (w.backlog.length > 0 && now - task.startedAt >= this.window.longMs && !this.#stalled.has(w)) this.#recall(w);
+        else if (idle && w.backlog.length > 0 && now - task.startedAt >= this.window.recallMs && !this.#stalled.has(w)) this.#recall(w);
       } else if ((w.state === 'idle' || w.state === 'joining') && now - w.lastSeen > this.settings.livenessMs) {
         this.#remove(w, 'silent', now);
       }
@@ -473,6 +480,7 @@ export class Farm {
 
   /** `task`, out of w's hands now, no longer counts against its window. */
   #release(w: WorkerRecord, task: Task): void {
+    this.#inFlight--;
     // Scalars are a few bytes, encoded when they leave: not counted.
     if (task.payload !== null) w.pace.bytes -= task.payload.length;
     // A worker told to terminate while busy finishes what it holds first, then exits.
@@ -484,6 +492,7 @@ export class Farm {
     const error = { name: 'TimeoutError', message: `task ${task.id} exceeded its timeout of ${task.policy.timeoutMs} ms`, code: 'ETIMEDOUT' };
     // The tasks behind it stay in flight until the worker leaves, and are handed back then.
     w.task = null;
+    this.#inFlight--;
     w.state = 'terminating';
     this.#terminateRequested.delete(w.rank);
     this.observer.finished?.(w, task, false, now);
@@ -555,6 +564,7 @@ export class Farm {
     this.#ranks.release(w.rank);
     this.#terminateRequested.delete(w.rank);
     this.#stalled.delete(w);
+    this.#inFlight -= inFlight(w);
     w.task = null;
     const waiting = w.backlog.splice(0);
     for (const t of waiting) this.#recalled.delete(t);

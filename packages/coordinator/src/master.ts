@@ -228,9 +228,14 @@ export class Master implements FarmListener {
    */
   send(rank: number, task: Task, kind: DispatchKind): number {
     const farm = this.host.farm;
-    if (!this.#ranks.has(rank) || this.#terminating || farm.capacity(rank) <= 0) throw new WorkerNotReadyError(rank, 'its window is full');
+    if (!this.hasRoom(rank)) throw new WorkerNotReadyError(rank, 'its window is full');
     this.#send(rank, task, kind);
     return farm.capacity(rank);
+  }
+
+  /** Whether send() may send `rank` a task now. */
+  hasRoom(rank: number): boolean {
+    return this.#ranks.has(rank) && !this.#terminating && this.host.farm.capacity(rank) > 0;
   }
 
   #send(rank: number, task: Task, kind: DispatchKind): void {

@@ -14,9 +14,21 @@ export interface WindowSettings {
   readonly longMs: number;
   /** Payload bytes in flight on one worker beyond which it gets no more tasks until some come back (it always gets one). */
   readonly maxBytes: number;
+  /**
+   * A task that has run this long with others waiting behind it on its worker has them taken back
+   * when another worker sits idle (Farm.tick). Long enough not to mistake a busy machine (a worker
+   * waiting for a core, or for other workers in its process) for a long task.
+   */
+  readonly recallMs: number;
+  /**
+   * The most tasks in flight on all workers together. Windows hide a round trip; past a few tens of
+   * tasks per worker they only make bursts: 1,000 workers with full windows would be sent a whole
+   * job at once, and the processes that host them would stall under it.
+   */
+  readonly maxTotal: number;
 }
 
-export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 1024, targetMs: 5, longMs: 20, maxBytes: 4 * 1024 * 1024 });
+export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 1024, targetMs: 5, longMs: 20, maxBytes: 4 * 1024 * 1024, recallMs: 100, maxTotal: 32_768 });
 
 /** Weight of the newest observation in the running average of a worker's handler time. */
 const WEIGHT = 0.2;

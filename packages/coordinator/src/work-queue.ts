@@ -155,6 +155,8 @@ export class WorkQueue implements Driver {
     while (slots.length > 0) {
       let open = 0;
       for (const slot of slots) {
+        // Room shared by all workers (window.maxTotal) may have gone to the workers before this one.
+        if (!this.master.hasRoom(slot.rank)) continue;
         const pick = this.#queue.pick(slot.rank);
         if (!pick) return;
         this.affinity[pick.kind]++;

@@ -7,6 +7,7 @@ import { encodePayload, type Envelope, type Key, type WorkerMessage } from '@tas
 import { Farm } from '../src/farm.ts';
 import type { Journal } from '../src/journal.ts';
 import type { FarmHost, Master, Supply, WaitOptions } from '../src/master.ts';
+import { DEFAULT_WINDOW, type WindowSettings } from '../src/window.ts';
 
 export class InMemoryHost implements FarmHost {
   readonly farm: Farm;
@@ -15,8 +16,11 @@ export class InMemoryHost implements FarmHost {
   #waiters: Array<(v: boolean) => void> = [];
   now = 0;
 
-  constructor(firstFreeRank = 1) {
-    this.farm = new Farm({ heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 1 << 20 }, { firstFreeRank, clock: () => this.now });
+  constructor(firstFreeRank = 1, window?: Partial<WindowSettings>) {
+    this.farm = new Farm(
+      { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 1 << 20 },
+      { firstFreeRank, clock: () => this.now, window: { ...DEFAULT_WINDOW, ...window } },
+    );
   }
 
   flush(): void {

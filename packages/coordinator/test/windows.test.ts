@@ -154,6 +154,18 @@ t.test('Master.run keeps the seed\'s one task per worker, whatever its window', 
   t.throws(() => master.run(1, 'y'), WorkerNotReadyError);
 });
 
+t.test('the tasks in flight on all workers together are bounded, and shared out', async (t) => {
+  const host = new InMemoryHost(1, { maxTotal: 6 });
+  const queue = new WorkQueue(new Master(undefined, { coordinator: host }));
+  for (let i = 0; i < 40; i++) queue.addWork(i);
+  for (const p of ['p1', 'p2']) host.join(p, null, 8);
+  queue.doWork();
+  for (const p of ['p1', 'p2']) results(host, p, host.worksTo(p));
+  queue.doWork();
+  t.equal(host.worksTo('p1').length - 1 + host.worksTo('p2').length - 1, 6, 'six in flight, though each window would take eight');
+  t.equal(host.worksTo('p1').length, host.worksTo('p2').length, 'shared out evenly');
+});
+
 t.test('payload bytes in flight bound a window', async (t) => {
   const big = Buffer.alloc(3 * 1024 * 1024);
   const { host, queue } = setup([0]);
@@ -194,7 +206,11 @@ t.test('a long task does not strand the tasks behind it: they are asked back and
   queue.doWork();
   const [, long, ...waiting] = host.worksTo('p1');
   t.equal(waiting.length, 3);
-  host.now += 25;
+  host.now += 150;
+  host.farm.tick(host.now, 0);
+  host.flush();
+  t.notOk(host.sent.some(([, e]) => e.t === 'cancel'), 'nothing is taken back while no worker could run it');
+  host.join('p2', null, 4);
   host.farm.tick(host.now, 0);
   host.flush();
   const cancels = host.sent.filter(([p, e]) => p === 'p1' && e.t === 'cancel').map(([, e]) => (e as { id: number }).id);
@@ -210,7 +226,6 @@ t.test('a long task does not strand the tasks behind it: they are asked back and
   // The third had started before the request arrived: its result stands.
   results(host, 'p1', [waiting[2]!], 10, 2);
   t.equal(queue.counts.requeued, 2, 'the two given back are requeued, not failed');
-  host.join('p2', null, 4);
   queue.doWork();
   const [first] = host.worksTo('p2');
   t.ok([waiting[0]!.id, waiting[1]!.id].includes(first!.id) && first!.attempt === 2, 'and run first on another worker');
