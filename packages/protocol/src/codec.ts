@@ -37,7 +37,7 @@ const WITH_PAYLOAD = new Set(['work', 'result', 'tasks', 'results']);
  */
 export const BATCH_INLINE_BYTES = 8 * 1024;
 /** What one `tasks`/`results` envelope holds at most, as written by the reference peers. */
-export const BATCH_MAX_TASKS = 64;
+export const BATCH_MAX_TASKS = 256;
 export const BATCH_MAX_BYTES = 256 * 1024;
 /** The most entries a receiver accepts in one `tasks`/`results` envelope. */
 export const MAX_BATCH_ENTRIES = 1024;
