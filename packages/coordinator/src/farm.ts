@@ -274,9 +274,12 @@ export class Farm {
     const w = this.#byRank.get(rank);
     if (!w || (w.state !== 'idle' && w.state !== 'busy') || this.#terminateRequested.has(rank)) return 0;
     if (this.#stalled.size > 0 && this.#stalled.has(w)) return 0;
-    const room = w.pace.room(inFlight(w), this.window);
-    // A worker with nothing in flight always gets its one task, as with window 1.
-    return w.task === null ? room : Math.min(room, this.window.maxTotal - this.#inFlight);
+    const held = inFlight(w);
+    const room = w.pace.room(held, this.window);
+    // A worker with nothing in flight always gets its one task, as with window 1; beyond it, each
+    // worker's share of maxTotal, so that no few workers hold what many could run.
+    if (w.task === null) return room;
+    return Math.min(room, this.window.maxTotal - this.#inFlight, Math.ceil(this.window.maxTotal / this.#byRank.size) - held);
   }
 
   /** Sends `task` to a worker with room for it. The caller (a Master) has checked readiness or capacity. */

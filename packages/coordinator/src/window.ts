@@ -21,9 +21,10 @@ export interface WindowSettings {
    */
   readonly recallMs: number;
   /**
-   * The most tasks in flight on all workers together. Windows hide a round trip; past a few tens of
-   * tasks per worker they only make bursts: 1,000 workers with full windows would be sent a whole
-   * job at once, and the processes that host them would stall under it.
+   * The most tasks in flight on all workers together, and each worker's share of it (this divided by
+   * the workers connected). Windows hide a round trip; past a few tens of tasks per worker they only
+   * make bursts: 1,000 workers with full windows would be sent a whole job at once, and the
+   * processes that host them would stall under it.
    */
   readonly maxTotal: number;
 }
