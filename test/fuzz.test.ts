@@ -15,6 +15,7 @@ import t from 'tap';
 import { Coordinator, Master, Worker, WorkQueue } from 'taskfarm';
 import { decodeFromCoordinator, encode, encodePayload, MAX_HEADER_BYTES, toWireError, type Frame } from '../packages/protocol/src/index.ts';
 import { Rogue } from './helpers/rogue.ts';
+import { prng } from './helpers/prng.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed4);
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 100_000);
@@ -25,16 +26,6 @@ const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const packr = new Packr({ useRecords: false });
 const raw = (m: unknown): Frame => packr.pack(m);

@@ -328,9 +328,9 @@ export class Farm {
    * that a long task does not hold short ones hostage while other workers could run them.
    */
   tick(now: number, graceMs: number): void {
-    let idle = false;
-    for (const w of this.#byRank.values()) if (w.state === 'idle') idle = true;
-    for (const w of [...this.#byRank.values()]) {
+    const workers = [...this.#byRank.values()];
+    const idle = workers.some((w) => w.state === 'idle');
+    for (const w of workers) {
       if (w.state === 'busy') {
         const task = w.task!;
         const limit = task.policy.timeoutMs;
@@ -422,11 +422,7 @@ export class Farm {
       case 'results':
         this.outbox.push([peer, { t: 'receipt', seq: msg.seq }]);
         w.pace.observe(msg.us, msg.results.length);
-        for (const r of msg.results) {
-          // A result before it in the batch may have ended the worker's membership (a timeout).
-          if (this.#byRank.get(w.rank) !== w) return;
-          this.#outcome(w, r.id, r.attempt, { ok: true, payload: r.payload as Buffer }, now);
-        }
+        for (const r of msg.results) this.#outcome(w, r.id, r.attempt, { ok: true, payload: r.payload as Buffer }, now);
         return;
       case 'bye':
         this.#remove(w, 'bye', now);

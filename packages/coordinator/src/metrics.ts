@@ -75,7 +75,8 @@ export interface FarmStatus {
   coordinator: { endpoint: string | null; host: string; pid: number; startedAt: string; uptimeSeconds: number };
   workers: WorkerStatus[];
   taskTypes: TaskTypeStatus[];
-  totals: {
+  /** Every task type's counts summed, and the workers by state. */
+  totals: Omit<TaskTypeStatus, 'taskType'> & {
     workers: number;
     joining: number;
     idle: number;
@@ -83,14 +84,6 @@ export interface FarmStatus {
     terminating: number;
     /** Workers lost since the start (connection dropped, or idle and silent): a count, not a state. */
     lost: number;
-    queued: number;
-    inFlight: number;
-    submitted: number;
-    completed: number;
-    failed: number;
-    retried: number;
-    requeued: number;
-    abandoned: number;
     /** Tasks with a final outcome: completed + failed - retried + abandoned. */
     done: number;
   };

@@ -297,16 +297,19 @@ function decodeMessage(frames: readonly Frame[], allowed: ReadonlySet<string>, o
   const max = options?.maxFrameBytes ?? Infinity;
   const maxHeader = Math.min(max, MAX_HEADER_BYTES);
   const out: Envelope[] = [];
+  /** A batch's payload lengths, as its header gives them. */
+  const lengths: number[] = [];
   for (let i = 0; i < frames.length; i++) {
     const header = frames[i]!;
     if (header.length > maxHeader) throw new ProtocolError('ETOOBIG', `frame ${i} has ${header.length} bytes, more than ${maxHeader}${maxHeader < max ? ' (a header)' : ''}`);
-    const env = decodeHeader(header, allowed);
+    lengths.length = 0;
+    const env = decodeHeader(header, allowed, lengths);
     if (WITH_PAYLOAD.has(env.t)) {
       const payload = frames[++i];
       if (payload === undefined) throw new ProtocolError('EFRAMES', `'${env.t}' must be followed by a payload frame`);
       if (payload.length > max) throw new ProtocolError('ETOOBIG', `frame ${i} has ${payload.length} bytes, more than ${max}`);
-      if (env.t === 'tasks') split(env.tasks, payload);
-      else if (env.t === 'results') split(env.results, payload);
+      if (env.t === 'tasks') split(env.tasks, lengths, payload);
+      else if (env.t === 'results') split(env.results, lengths, payload);
       else (env as { payload: Uint8Array }).payload = payload;
     }
     out.push(env);
@@ -315,20 +318,19 @@ function decodeMessage(frames: readonly Frame[], allowed: ReadonlySet<string>, o
 }
 
 /** Hands each entry of a batch its slice of the payload frame (a view, not a copy). */
-function split(entries: Array<{ payload: Uint8Array }>, frame: Uint8Array): void {
+function split(entries: Array<{ payload: Uint8Array }>, lengths: readonly number[], frame: Uint8Array): void {
   let total = 0;
-  for (const e of entries) total += (e.payload as unknown as { length: number }).length;
+  for (const n of lengths) total += n;
   if (total !== frame.length) throw new ProtocolError('EFRAMES', `the batch's payload lengths add up to ${total} bytes, but its payload frame has ${frame.length}`);
-  let at = 0;
-  for (const e of entries) {
-    const n = (e.payload as unknown as { length: number }).length;
-    e.payload = frame.subarray(at, at + n);
-    at += n;
-  }
+  let offset = 0;
+  for (let i = 0; i < entries.length; i++) entries[i]!.payload = frame.subarray(offset, (offset += lengths[i]!));
 }
 
-/** Reads the entries of a batch header: an array of 1..MAX_BATCH_ENTRIES arrays of `width` fields. */
-function batchEntries(m: Record<string, unknown>, name: string, width: number): unknown[][] {
+/**
+ * Reads the entries of a batch header: an array of 1..MAX_BATCH_ENTRIES arrays of `width` fields,
+ * the last of which, the entry's payload length, goes to `lengths`.
+ */
+function batchEntries(m: Record<string, unknown>, name: string, width: number, lengths: number[]): unknown[][] {
   const list = m[name];
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_BATCH_ENTRIES) {
     throw new ProtocolError('EFIELD', `field '${name}' must be an array of 1 to ${MAX_BATCH_ENTRIES} entries, not ${Array.isArray(list) ? `${list.length} entries` : describeValue(list)}`);
@@ -336,6 +338,7 @@ function batchEntries(m: Record<string, unknown>, name: string, width: number): 
   for (let i = 0; i < list.length; i++) {
     const e: unknown = list[i];
     if (!Array.isArray(e) || e.length !== width) throw new ProtocolError('EFIELD', `${name}[${i}] must be an array of ${width} fields`);
+    lengths.push(at(e, width - 1, 'bytes', isUint, `${name}[${i}]`));
   }
   return list as unknown[][];
 }
@@ -347,7 +350,7 @@ function at<T>(e: unknown[], i: number, name: string, check: Check<T>, where: st
   return v;
 }
 
-function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
+function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: number[]): Envelope {
   let raw: unknown;
   try {
     raw = packr.unpack(frame);
@@ -406,7 +409,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
     case 'tasks':
       return {
         t,
-        tasks: batchEntries(m, 'tasks', 6).map((e, i): Work => {
+        tasks: batchEntries(m, 'tasks', 6, lengths).map((e, i): Work => {
           const where = `tasks[${i}]`;
           return {
             t: 'work',
@@ -415,8 +418,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
             type: e[2] === null ? null : at(e, 2, 'type', isKey, where),
             resource: e[3] === null ? null : at(e, 3, 'resource', isKey, where),
             timeoutMs: e[4] === null ? null : at(e, 4, 'timeoutMs', isPositiveInt, where),
-            // The length, until split() swaps in the bytes.
-            payload: { length: at(e, 5, 'bytes', isUint, where) } as unknown as Uint8Array,
+            payload: EMPTY,
           };
         }),
       };
@@ -435,15 +437,9 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>): Envelope {
         t,
         seq: field(m, 'seq', isUint),
         us: field(m, 'us', isUint),
-        results: batchEntries(m, 'results', 3).map((e, i): Result => {
-          const where = `results[${i}]`;
-          return {
-            t: 'result',
-            id: at(e, 0, 'id', isUint, where),
-            attempt: at(e, 1, 'attempt', isPositiveInt, where),
-            payload: { length: at(e, 2, 'bytes', isUint, where) } as unknown as Uint8Array,
-          };
-        }),
+        results: batchEntries(m, 'results', 3, lengths).map(
+          (e, i): Result => ({ t: 'result', id: at(e, 0, 'id', isUint, `results[${i}]`), attempt: at(e, 1, 'attempt', isPositiveInt, `results[${i}]`), payload: EMPTY }),
+        ),
       };
     case 'error': {
       const e = field(m, 'error', isMap);

@@ -27,6 +27,7 @@ import {
   type ProtocolErrorCode,
   type WorkerMessage,
 } from '../src/index.ts';
+import { prng } from '../../../test/helpers/prng.ts';
 
 // Crafts headers the way any msgpack library would: plain maps, no msgpackr records.
 const raw = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -527,16 +528,6 @@ t.test('ETOOBIG: a frame over maxFrameBytes', (tt) => {
 // -----------------------------------------------------------------------------------------------
 // Robustness: nothing but ProtocolError ever leaves the decoder.
 
-/** mulberry32: a small seeded PRNG, so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CODES = new Set<string>(['EMSGPACK', 'ENOTMAP', 'EVERSION', 'ETYPE', 'EFIELD', 'EFRAMES', 'ETOOBIG']);
 const WORKER_TYPES = new Set(['register', 'ready', 'result', 'error', 'heartbeat', 'bye']);

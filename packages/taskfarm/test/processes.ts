@@ -2,6 +2,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { FIXTURES } from './run-cli.ts';
+export { prng } from '../../../test/helpers/prng.ts';
 
 export interface App {
   readonly child: ChildProcessByStdio<null, Readable, Readable>;
@@ -59,15 +60,6 @@ export function startApp(name: string, env: NodeJS.ProcessEnv, options: StartOpt
   return app;
 }
 
-/** A seeded PRNG (mulberry32), so a failing run can be replayed. */
-export function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function parseSummary(stdout: string): Record<string, string> {
   const line = /^summary (.*)$/m.exec(stdout)?.[1] ?? '';

@@ -107,6 +107,19 @@ t.test('a batch of tasks runs in order and its results come back batched, comple
   await terminate(fake, run);
 });
 
+t.test('the result of a task with a timeout leaves at once, not with the next task\'s', async (t) => {
+  // Batched with a later task's result, it could wait for that task to end while the coordinator,
+  // not having heard, judged it overdue.
+  const { fake, run } = await start(t, (n: number) => n);
+  await fake.welcome({ window: 8 });
+  t.match(await fake.message(), [{ t: 'ready' }]);
+  await fake.send({ t: 'tasks', tasks: [work(1, 1, { timeoutMs: 60_000 }), work(2, 2, { timeoutMs: 60_000 }), work(3, 3)] });
+  const { envs, messages } = await outcomes(fake, [1, 2, 3]);
+  t.same(envs.map(summary).slice(0, 2), ['results#1:1', 'results#2:2'], 'each timed task\'s result in a message of its own');
+  t.equal(messages, 3);
+  await terminate(fake, run);
+});
+
 t.test('a batch\'s payload frame stays within the coordinator\'s maxMessageBytes', async (t) => {
   const { fake, run } = await start(t, (n: number) => 'x'.repeat(6000 + n));
   await fake.welcome({ window: 8, maxMessageBytes: 10_000 });
