@@ -44,7 +44,10 @@ export interface CoordinatorOptions {
    * Default: `$TASKFARM_WINDOW`, else 1024.
    */
   window?: number;
-  /** How much work, in ms of handler time, a worker's window should hold for short tasks. Default 5. */
+  /**
+   * How much work, in ms of handler time, a worker's window should hold for short tasks. Default 40:
+   * results come back when half of it is done, so that is about 20 ms of tasks per message each way.
+   */
   windowMs?: number;
   /** How long close() waits for workers to say bye, in ms. Default 2000. */
   closeGraceMs?: number;
@@ -103,7 +106,7 @@ export const DEFAULTS = Object.freeze({
   handleSignals: false,
   closeGraceMs: 2000,
   window: 1024,
-  windowMs: 5,
+  windowMs: 40,
   timeoutGraceMs: 5000,
   journal: null,
   journalSync: 'interval',

@@ -29,7 +29,7 @@ export interface WindowSettings {
   readonly maxTotal: number;
 }
 
-export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 1024, targetMs: 5, longMs: 20, maxBytes: 4 * 1024 * 1024, recallMs: 100, maxTotal: 32_768 });
+export const DEFAULT_WINDOW: WindowSettings = Object.freeze({ max: 1024, targetMs: 40, longMs: 20, maxBytes: 4 * 1024 * 1024, recallMs: 100, maxTotal: 32_768 });
 
 /** Weight of the newest observation in the running average of a worker's handler time. */
 const WEIGHT = 0.2;

@@ -29,8 +29,9 @@ function results(host: InMemoryHost, peer: string, tasks: Array<{ id: number; at
 t.test('windowFor: 1 while the pace is unknown or tasks are long, else about targetMs of work, within [2, max]', async (t) => {
   t.equal(windowFor(null, 256, DEFAULT_WINDOW), 1, 'unknown pace: one task, it might be long');
   t.equal(windowFor(0.001, 256, DEFAULT_WINDOW), 256, 'empty tasks: the whole window');
-  t.equal(windowFor(1, 256, DEFAULT_WINDOW), 5, '1 ms tasks: 5 ms of work');
-  t.equal(windowFor(10, 256, DEFAULT_WINDOW), 2, 'one running, one waiting at least');
+  t.equal(windowFor(1, 256, DEFAULT_WINDOW), 40, '1 ms tasks: 40 ms of work');
+  t.equal(windowFor(15, 256, DEFAULT_WINDOW), 3, '15 ms tasks: 40 ms of work too');
+  t.equal(windowFor(19, 256, { ...DEFAULT_WINDOW, targetMs: 5 }), 2, 'one running, one waiting at least');
   t.equal(windowFor(20, 256, DEFAULT_WINDOW), 1, 'long tasks run one at a time');
   t.equal(windowFor(0.001, 1, DEFAULT_WINDOW), 1, 'a window-1 worker stays at 1');
   const pace = new WorkerPace(64);

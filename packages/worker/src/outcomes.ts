@@ -6,8 +6,20 @@
  */
 import { BATCH_MAX_BYTES, BATCH_MAX_TASKS, type Result, type Results, type TaskFailed } from '@taskfarm/protocol';
 
-/** How long the oldest result may wait for others, in ms: batching must not add visible latency. */
+/** How long the oldest result may wait while a handler awaits (I/O, of unknown length), in ms. */
 const BATCH_WAIT_MS = 1;
+/**
+ * How long the oldest result waits at least before it leaves with tasks still queued here, in ms:
+ * results of tasks far shorter than a round trip wait for a full batch instead, or for the queue to
+ * run dry.
+ */
+const MIN_HOLD_MS = 1;
+/**
+ * How long the oldest result may wait for others while tasks queued here run, in ms. Only a bound:
+ * the coordinator sizes windows to some tens of ms of work and a batch leaves once it holds as many
+ * results as there are tasks left to run (due()), so it rarely waits this long.
+ */
+const MAX_HOLD_MS = 20;
 
 type Outcome = Result | TaskFailed | Results;
 
@@ -44,9 +56,22 @@ export class Outcomes {
     this.#us += us;
   }
 
-  /** Whether the batch should leave now rather than wait for more: it is full, or its oldest result has waited long enough. */
-  due(now: number): boolean {
-    return this.#batch.length >= BATCH_MAX_TASKS || this.#bytes >= BATCH_MAX_BYTES || (this.#batch.length > 0 && now - this.#since >= BATCH_WAIT_MS);
+  /**
+   * Whether the batch should leave now, with `queued` tasks left to run here: when it is full, when
+   * its oldest result has waited MAX_HOLD_MS, or when it holds as many results as there are tasks
+   * left and its oldest has waited MIN_HOLD_MS. That rule is credit-based flow control: the
+   * coordinator refills this worker's window as results come back, so a batch sent while half the
+   * window is still queued brings the next tasks before the queue runs dry (hiding the round trip),
+   * and costs one message per half window rather than one per task or two. Without the minimum
+   * wait, tasks of a few µs would leave in ever smaller batches, each refill as small as the batch
+   * that asked for it.
+   */
+  due(now: number, queued: number): boolean {
+    const n = this.#batch.length;
+    if (n === 0) return false;
+    if (n >= BATCH_MAX_TASKS || this.#bytes >= BATCH_MAX_BYTES) return true;
+    const waited = now - this.#since;
+    return waited >= MAX_HOLD_MS || (n >= queued && waited >= MIN_HOLD_MS);
   }
 
   /** Sends the batch, if it holds anything, and keeps it until its receipt. */

@@ -380,11 +380,9 @@ export abstract class Worker<In = any, Out = unknown> {
         const us = Math.round((end - start) * 1000);
         const batched = this.#finish(task, failed, value, us, end);
         if (this.#queue.length === 0 || this.#state !== 'registered') break;
-        // A result waits for the next task only while that is cheap: tasks of 5 ms or more gain
-        // nothing from sharing a message; for shorter ones the batch leaves once its oldest result
-        // is 1 ms old (so 1 ms tasks travel in pairs). The result of a task with a timeout leaves at
-        // once, so that the coordinator never judges it overdue while a later task runs.
-        if (!batched || us >= 5000 || task.timeoutMs !== null || this.#outcomes.due(end)) {
+        // Results wait for each other as Outcomes.due() says. The result of a task with a timeout
+        // leaves at once, so that the coordinator never judges it overdue while a later task runs.
+        if (!batched || task.timeoutMs !== null || this.#outcomes.due(end, this.#queue.length)) {
           this.#outcomes.flush();
           await nextTurn();
         }

@@ -1,0 +1,52 @@
+/** When a batch of results leaves (Outcomes.due): pure, with explicit clock readings. */
+import { BATCH_MAX_TASKS, encodePayload, type Results } from '@taskfarm/protocol';
+import t from 'tap';
+import { Outcomes } from '../src/outcomes.ts';
+
+function outcomes() {
+  const sent: Results[] = [];
+  const o = new Outcomes((env) => sent.push(env as Results));
+  let id = 0;
+  const add = (now: number, n = 1) => {
+    for (let i = 0; i < n; i++) o.add({ t: 'result', id: ++id, attempt: 1, payload: encodePayload(id) }, 10, now, Infinity);
+  };
+  t.teardown(() => o.dispose());
+  return { o, add, sent };
+}
+
+t.test('as many results as tasks left to run: the batch leaves, so the refill comes before the queue runs dry', async (t) => {
+  const { o, add } = outcomes();
+  add(0, 3);
+  t.notOk(o.due(5, 4), '3 results, 4 tasks queued: wait');
+  t.ok(o.due(5, 3), '3 results, 3 tasks queued: leave');
+  t.ok(o.due(5, 0), 'nothing queued: leave');
+});
+
+t.test('tasks far shorter than a round trip: results wait for a full batch, not for the credit rule', async (t) => {
+  const { o, add } = outcomes();
+  add(0, 100);
+  t.notOk(o.due(0.5, 10), 'the oldest has waited under 1 ms: more results are coming fast');
+  t.ok(o.due(1, 10), 'after 1 ms the credit rule applies');
+  const full = outcomes();
+  full.add(0, BATCH_MAX_TASKS);
+  t.ok(full.o.due(0, 10_000), `a full batch (${BATCH_MAX_TASKS}) leaves whatever is queued`);
+});
+
+t.test('a result waits at most 20 ms for others, however much is queued', async (t) => {
+  const { o, add } = outcomes();
+  add(100);
+  add(110);
+  t.notOk(o.due(119.9, 50));
+  t.ok(o.due(120, 50), 'the oldest result counts, not the newest');
+});
+
+t.test('an empty batch is never due, and a flushed one starts its wait again', async (t) => {
+  const { o, add, sent } = outcomes();
+  t.notOk(o.due(1000, 0));
+  add(0, 2);
+  o.flush();
+  t.equal(sent.length, 1);
+  t.same(sent[0]!.results.map((r) => r.id), [1, 2]);
+  add(50);
+  t.notOk(o.due(69, 5), 'waited 19 ms since the new batch began, not 69');
+});
