@@ -269,17 +269,29 @@ export class Farm {
 
   // --- commands from Masters -----------------------------------------------------------------
 
-  /** How many more tasks `rank` may be sent now: its window less what it has in flight. */
+  /** How many more tasks `rank` may be sent now: its window less what it has in flight (WorkerPace.room). */
   capacity(rank: number): number {
-    const w = this.#byRank.get(rank);
-    if (!w || (w.state !== 'idle' && w.state !== 'busy') || this.#terminateRequested.has(rank)) return 0;
-    if (this.#stalled.size > 0 && this.#stalled.has(w)) return 0;
+    const w = this.#sendable(rank);
+    return w === null ? 0 : w.pace.room(inFlight(w), this.window, this.#byRank.size, this.window.maxTotal - this.#inFlight);
+  }
+
+  /**
+   * Like capacity(), but 0 unless the room is worth a message (WorkerPace.worthSending): what a
+   * Master asks before it starts to fill a window; once started, it fills it up to capacity().
+   */
+  refill(rank: number): number {
+    const w = this.#sendable(rank);
+    if (w === null) return 0;
     const held = inFlight(w);
-    const room = w.pace.room(held, this.window);
-    // A worker with nothing in flight always gets its one task, as with window 1; beyond it, each
-    // worker's share of maxTotal, so that no few workers hold what many could run.
-    if (w.task === null) return room;
-    return Math.min(room, this.window.maxTotal - this.#inFlight, Math.ceil(this.window.maxTotal / this.#byRank.size) - held);
+    const room = w.pace.room(held, this.window, this.#byRank.size, this.window.maxTotal - this.#inFlight);
+    return w.pace.worthSending(room, held, this.window, this.#byRank.size) ? room : 0;
+  }
+
+  #sendable(rank: number): WorkerRecord | null {
+    const w = this.#byRank.get(rank);
+    if (!w || (w.state !== 'idle' && w.state !== 'busy') || this.#terminateRequested.has(rank)) return null;
+    if (this.#stalled.size > 0 && this.#stalled.has(w)) return null;
+    return w;
   }
 
   /** Sends `task` to a worker with room for it. The caller (a Master) has checked readiness or capacity. */

@@ -246,8 +246,8 @@ export class Master implements FarmListener {
   }
 
   /**
-   * Up to `count` workers with room in their windows, longest-open first, with how many more tasks
-   * each may take. Only ranks that gained room since they were last full are looked at, and no more
+   * Up to `count` workers with room in their windows worth a message (Farm.refill), longest-open
+   * first, with how many more tasks each may take. Only ranks that gained room since they were last full are looked at, and no more
    * of them than asked for: a queue of a few tasks costs a few steps here, however many workers
    * are idle.
    */
@@ -257,7 +257,7 @@ export class Master implements FarmListener {
     const farm = this.host.farm;
     for (const rank of this.#open) {
       if (out.length >= count) break;
-      const free = farm.capacity(rank);
+      const free = farm.refill(rank);
       if (free > 0) out.push({ rank, free });
       else this.#open.delete(rank);
     }

@@ -51,10 +51,34 @@ export class WorkerPace {
     this.taskMs = this.taskMs === null ? ms : this.taskMs + w * (ms - this.taskMs);
   }
 
-  /** How many more tasks it may be sent with `inFlight` in flight: its window (1 until its pace is known, since it might be slow) less those. */
-  room(inFlight: number, s: WindowSettings): number {
-    if (inFlight > 0 && this.bytes >= s.maxBytes) return 0;
-    return windowFor(this.taskMs, Math.min(this.agreed, s.max), s) - inFlight;
+  /**
+   * Its window with `workers` connected: sized by its pace (1 until that is known, since its tasks
+   * might be long), within what it agreed to and its share of maxTotal.
+   */
+  window(s: WindowSettings, workers: number): number {
+    return Math.min(windowFor(this.taskMs, Math.min(this.agreed, s.max), s), Math.max(1, Math.floor(s.maxTotal / workers)));
+  }
+
+  /**
+   * How many more tasks it may be sent now, with `inFlight` in flight on it, `totalRoom` left under
+   * maxTotal and `workers` connected: its window less what it holds. A worker with nothing in flight
+   * always gets one task, whatever else is in flight.
+   */
+  room(inFlight: number, s: WindowSettings, workers: number, totalRoom: number): number {
+    const window = this.window(s, workers);
+    if (inFlight === 0) return Math.max(1, Math.min(window, totalRoom));
+    if (this.bytes >= s.maxBytes) return 0;
+    return Math.max(0, Math.min(window - inFlight, totalRoom));
+  }
+
+  /**
+   * Whether a refill of `room` tasks is worth a message while `inFlight` are still on the worker:
+   * it must be a quarter of its window at least. Without that threshold (TCP's silly window
+   * syndrome), a farm whose tasks in flight reach maxTotal hands each task that comes back to
+   * whichever worker has a slot, and settles into messages of a task or two.
+   */
+  worthSending(room: number, inFlight: number, s: WindowSettings, workers: number): boolean {
+    return room > 0 && (inFlight === 0 || room >= Math.ceil(this.window(s, workers) / 4));
   }
 }
 

@@ -167,6 +167,31 @@ t.test('the tasks in flight on all workers together are bounded, and shared out'
   t.equal(host.worksTo('p1').length, host.worksTo('p2').length, 'shared out evenly');
 });
 
+t.test('a busy worker is refilled once a quarter of its window is free, not a task at a time', async (t) => {
+  // maxTotal 32 over two workers: windows of 16. Refilling each task as it comes back would cost a
+  // message per task (with 1,000 workers at maxTotal, messages of one or two tasks).
+  const host = new InMemoryHost(1, { maxTotal: 32 });
+  const queue = new WorkQueue(new Master(undefined, { coordinator: host }));
+  for (let i = 0; i < 200; i++) queue.addWork(i);
+  for (const p of ['p1', 'p2']) host.join(p, null, 64);
+  queue.doWork();
+  for (const p of ['p1', 'p2']) results(host, p, host.worksTo(p));
+  queue.doWork();
+  t.same([host.worksTo('p1').length, host.worksTo('p2').length], [17, 17], 'the first task, then a window of 16 each');
+  const inFlight = host.worksTo('p1').slice(1);
+  results(host, 'p1', inFlight.slice(0, 3), 10, 2);
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 17, 'three back: no refill yet');
+  results(host, 'p1', inFlight.slice(3, 4), 10, 3);
+  queue.doWork();
+  t.equal(host.worksTo('p1').length, 21, 'four back (a quarter of 16): four sent');
+  t.equal(host.worksTo('p2').length, 17, 'the other worker is not handed the room p1 made');
+  const idle = host.worksTo('p2').slice(1);
+  results(host, 'p2', idle, 10, 2);
+  queue.doWork();
+  t.equal(host.worksTo('p2').length, 33, 'a worker that ran dry gets a whole window');
+});
+
 t.test('payload bytes in flight bound a window', async (t) => {
   const big = Buffer.alloc(3 * 1024 * 1024);
   const { host, queue } = setup([0]);
