@@ -131,7 +131,7 @@ export class RouterTransport {
       for await (const msg of this.#sock) {
         const peer = msg[0]!;
         if (msg.length === 2 && msg[1]!.length === 0) this.#handlers.notify(peer);
-        else { (globalThis as any).__rx = ((globalThis as any).__rx ?? 0) + 1; this.#handlers.message(peer, msg.slice(1)); }
+        else this.#handlers.message(peer, msg.slice(1));
       }
     } catch (err) {
       if (!this.#closed && !this.#sock.closed) this.#handlers.receiveFailed(err as Error);
@@ -175,7 +175,7 @@ export class RouterTransport {
   async #write(): Promise<void> {
     for (let msg = this.#out.shift(); msg; msg = this.#out.shift()) {
       try {
-        (globalThis as any).__tx = ((globalThis as any).__tx ?? 0) + 1; await this.#sock.send(msg);
+        await this.#sock.send(msg);
       } catch (err) {
         if (this.#sock.closed) break;
         this.#handlers.sendFailed(msg[0]!, err as Error & { code?: string });
