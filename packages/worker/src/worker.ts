@@ -99,7 +99,10 @@ export abstract class Worker<In = any, Out = unknown> {
   readonly #instance = randomUUID();
   #state: State = 'connecting';
   #sock: zmq.Dealer | null = null;
-  #sending: Promise<unknown> = Promise.resolve();
+  /** Messages waiting for the socket: zeromq.js allows one send in progress at a time. */
+  readonly #out = new Deque<Buffer[]>();
+  /** The writer draining #out, while it runs. */
+  #writing: Promise<void> | null = null;
   /** The most tasks held here at once, as agreed in the last welcome: 1 is one task at a time, no batches. */
   #window = 1;
   /** Held tasks waiting to run, in the order they came. */
@@ -171,7 +174,7 @@ export abstract class Worker<In = any, Out = unknown> {
       if (this.#handshakeRetry) clearTimeout(this.#handshakeRetry);
       this.#outcomes.dispose();
       await this.#watchdog.stop();
-      await this.#sending.catch(() => {});
+      await this.#flushed();
       sock.close();
     }
   }
@@ -480,7 +483,7 @@ export abstract class Worker<In = any, Out = unknown> {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#send({ t: 'bye' });
     // Wake the receive loop so that run() returns: closing after the bye is flushed ends iteration.
-    void this.#sending.finally(() => this.#sock?.close());
+    void this.#flushed().then(() => this.#sock?.close());
   }
 
   /**
@@ -510,10 +513,25 @@ export abstract class Worker<In = any, Out = unknown> {
 
   #send(env: Envelope): void {
     const sock = this.#sock!;
-    const frames = encode(env);
-    this.#sending = this.#sending.then(() => sock.send(frames)).catch((err) => {
-      if (!sock.closed) this.log.error({ err }, 'send failed');
-    });
+    this.#out.push(encode(env));
+    // The first send goes out now, in this call: no promise hop when nothing else is being sent.
+    this.#writing ??= this.#write(sock);
+  }
+
+  async #write(sock: zmq.Dealer): Promise<void> {
+    for (let frames = this.#out.shift(); frames; frames = this.#out.shift()) {
+      try {
+        await sock.send(frames);
+      } catch (err) {
+        if (!sock.closed) this.log.error({ err }, 'send failed');
+      }
+    }
+    this.#writing = null;
+  }
+
+  /** Resolves once every message sent so far has left (or failed). */
+  async #flushed(): Promise<void> {
+    while (this.#writing) await this.#writing;
   }
 
   /**
