@@ -309,7 +309,7 @@ async function main(): Promise<void> {
 let lastNote = '';
 
 function task(id: number, resource: Key): Task {
-  return { id, key: id, attempt: 1, type: null, resource, payload: null, data: id, policy: DEFAULT_POLICY, failures: 0, losses: 0, notBefore: 0, cancelled: false, queuedAt: 0, startedAt: 0 };
+  return { id, key: id, attempt: 1, type: null, resource, payload: null, raw: false, data: id, policy: DEFAULT_POLICY, failures: 0, losses: 0, notBefore: 0, cancelled: false, queuedAt: 0, startedAt: 0 };
 }
 
 function gc(): void {

@@ -29,6 +29,11 @@ export interface Task {
    * string, boolean or null, which is kept as `data` and encoded when it leaves (cheaper to queue).
    */
   readonly payload: Buffer | null;
+  /**
+   * `payload` is binary data's own bytes (rawPayload(): a Buffer or Uint8Array over 8 KiB, kept and
+   * sent without a copy), not msgpack.
+   */
+  readonly raw: boolean;
   /** The data as given, when `payload` is null or a Master subclass overrides run() and must see it again. */
   readonly data: unknown;
   /**
@@ -91,6 +96,7 @@ export function newTask(
   type: Key | null,
   resource: Key | null,
   payload: Buffer | null,
+  raw: boolean,
   data: unknown,
   policy: TaskPolicy,
   key?: Key,
@@ -106,6 +112,7 @@ export function newTask(
     type,
     resource,
     payload,
+    raw,
     data,
     policy,
     failures: 0,
@@ -123,7 +130,8 @@ export function isScalar(v: unknown): v is number | string | boolean | null {
   return t === 'number' || t === 'string' || t === 'boolean' || v === null;
 }
 
-export type Outcome = { ok: true; payload: Buffer } | { ok: false; error: WireError };
+/** A task's outcome; `raw` as Task.raw: the payload is binary data's own bytes, not msgpack. */
+export type Outcome = { ok: true; payload: Buffer; raw?: boolean } | { ok: false; error: WireError };
 
 /**
  * joining: registered, has not said `ready` yet; idle: nothing in flight; busy: tasks in flight;
@@ -145,6 +153,8 @@ export interface WorkerRecord {
   readonly backlog: Task[];
   /** Its agreed window and its pace, from which its window is sized. */
   readonly pace: WorkerPace;
+  /** It reads raw payloads (register.raw): binary data goes to it without a msgpack copy. */
+  readonly raw: boolean;
   readonly joinedAt: number;
   lastSeen: number;
 }
@@ -305,9 +315,12 @@ export class Farm {
     task.startedAt = this.now();
     this.observer.dispatched?.(w, task, kind);
     const { id, attempt, type, resource } = task;
-    const payload = task.payload ?? encodePayload(task.data);
+    let payload = task.payload ?? encodePayload(task.data);
     if (task.payload !== null) w.pace.bytes += payload.length;
-    this.outbox.push([w.peer, { t: 'work', id, attempt, type, resource, timeoutMs: task.policy.timeoutMs, payload }]);
+    // A worker that does not read raw payloads gets binary data as msgpack, as it always did.
+    const raw = task.raw && w.raw;
+    if (task.raw && !raw) payload = encodePayload(payload);
+    this.outbox.push([w.peer, { t: 'work', id, attempt, type, resource, timeoutMs: task.policy.timeoutMs, payload, raw }]);
   }
 
   /**
@@ -429,12 +442,12 @@ export class Farm {
         // Acknowledged whether accepted or stale: either way the worker may forget it.
         this.outbox.push([peer, { t: 'ack', id: msg.id, attempt: msg.attempt }]);
         if (msg.us !== undefined) w.pace.observe(msg.us, 1);
-        this.#outcome(w, msg.id, msg.attempt, msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer } : { ok: false, error: msg.error }, now);
+        this.#outcome(w, msg.id, msg.attempt, msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer, raw: msg.raw === true } : { ok: false, error: msg.error }, now);
         return;
       case 'results':
         this.outbox.push([peer, { t: 'receipt', seq: msg.seq }]);
         w.pace.observe(msg.us, msg.results.length);
-        for (const r of msg.results) this.#outcome(w, r.id, r.attempt, { ok: true, payload: r.payload as Buffer }, now);
+        for (const r of msg.results) this.#outcome(w, r.id, r.attempt, { ok: true, payload: r.payload as Buffer, raw: false }, now);
         return;
       case 'bye':
         this.#remove(w, 'bye', now);
@@ -539,7 +552,7 @@ export class Farm {
       rank = this.#ranks.allocate();
     }
     const pace = new WorkerPace(Math.min(msg.window ?? 1, this.window.max));
-    const w: WorkerRecord = { rank, peer, host: msg.host, pid: msg.pid, instance: msg.instance, state: 'joining', task: null, backlog: [], pace, joinedAt: now, lastSeen: now };
+    const w: WorkerRecord = { rank, peer, host: msg.host, pid: msg.pid, instance: msg.instance, state: 'joining', task: null, backlog: [], pace, raw: msg.raw === true, joinedAt: now, lastSeen: now };
     this.#byRank.set(rank, w);
     this.#byPeer.set(peer, w);
     if (w.instance !== null) this.#byInstance.set(w.instance, w);
@@ -547,9 +560,14 @@ export class Farm {
     this.observer.joined?.(w);
   }
 
-  /** The settings, with the window agreed with this worker (left out at 1, as a version-1 peer expects). */
+  /**
+   * The settings, with the window agreed with this worker (left out at 1, as a version-1 peer
+   * expects), and `raw` (we read raw results) for a worker that reads raw payloads itself.
+   */
   #settingsFor(w: WorkerRecord): WorkerSettings {
-    return w.pace.agreed > 1 ? { ...this.settings, window: w.pace.agreed } : this.settings;
+    const s: WorkerSettings = w.pace.agreed > 1 ? { ...this.settings, window: w.pace.agreed } : { ...this.settings };
+    if (w.raw) s.raw = true;
+    return s;
   }
 
   #announceReady(w: WorkerRecord): void {

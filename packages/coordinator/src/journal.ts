@@ -34,7 +34,8 @@ export interface JournalOptions {
   syncIntervalMs?: number;
 }
 
-type RecordC = ['c', string, Key, true, Uint8Array] | ['c', string, Key, false, WireError];
+// The sixth field (raw, Outcome.raw) is absent from records written before raw payloads existed.
+type RecordC = ['c', string, Key, true, Uint8Array, boolean?] | ['c', string, Key, false, WireError];
 type RecordD = ['d', string, Key];
 
 export class FileJournal implements Journal {
@@ -72,7 +73,7 @@ export class FileJournal implements Journal {
 
   completed(queue: string, key: Key, outcome: Outcome): void {
     this.#set(queue, key, outcome);
-    this.#append(outcome.ok ? ['c', queue, key, true, outcome.payload] : ['c', queue, key, false, outcome.error]);
+    this.#append(outcome.ok ? ['c', queue, key, true, outcome.payload, outcome.raw === true] : ['c', queue, key, false, outcome.error]);
   }
 
   delivered(queue: string, key: Key): void {
@@ -120,7 +121,7 @@ export class FileJournal implements Journal {
         break;
       }
       if (rec[0] === 'c') {
-        this.#set(rec[1], rec[2], rec[3] ? { ok: true, payload: Buffer.from(rec[4] as Uint8Array) } : { ok: false, error: rec[4] as WireError });
+        this.#set(rec[1], rec[2], rec[3] ? { ok: true, payload: Buffer.from(rec[4] as Uint8Array), raw: rec[5] === true } : { ok: false, error: rec[4] as WireError });
         this.recovered.completed++;
       } else {
         this.#set(rec[1], rec[2], 'delivered');

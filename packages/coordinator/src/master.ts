@@ -7,7 +7,7 @@
  * differently: it sends tasks with send() to any worker with room in its window (window.ts), several
  * at a time, instead of one per ready worker.
  */
-import { decodePayload, encodePayload, type Key } from '@taskfarm/protocol';
+import { decodeValue, encodePayload, rawPayload, type Key } from '@taskfarm/protocol';
 import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
 import { newTask, resolvePolicy, type Farm, type FarmListener, type LeaveReason, type Outcome, type Task, type TaskPolicy, type WorkerRecord } from './farm.ts';
 import type { Journal } from './journal.ts';
@@ -182,13 +182,15 @@ export class Master implements FarmListener {
   run(rank: number, data: unknown): number {
     this.#assertReady(rank);
     const queued = this.#queuedTask;
-    const payload = encodePayload(data);
+    const bytes = rawPayload(data);
+    const payload = bytes ?? encodePayload(data);
+    const raw = bytes !== null;
     if (queued) {
       // The queue's task, carrying what run() made of its data.
-      this.dispatch(rank, { ...queued, payload }, this.#queuedKind);
+      this.dispatch(rank, { ...queued, payload, raw }, this.#queuedKind);
       return queued.id;
     }
-    const task = newTask(this.host.farm, this.taskType, null, payload, undefined, this.policy);
+    const task = newTask(this.host.farm, this.taskType, null, payload, raw, undefined, this.policy);
     this.dispatch(rank, task, 'direct');
     return task.id;
   }
@@ -306,7 +308,7 @@ export class Master implements FarmListener {
 
   /** Tasks lost with their worker when nobody (no queue) took them back; their data, oldest first. */
   getLostWork(): unknown[] {
-    return this.#lost.splice(0).map((t) => (t.payload ? decodePayload(t.payload) : t.data));
+    return this.#lost.splice(0).map((t) => (t.payload ? decodeValue(t.payload, t.raw) : t.data));
   }
 
   /** Nothing running and nothing left to collect. */
@@ -488,7 +490,7 @@ export class Master implements FarmListener {
 export function valueOf(c: Completion): unknown {
   if (!c.outcome.ok) return new TaskError(c.outcome.error, c.task, c.rank);
   try {
-    return decodePayload(c.outcome.payload);
+    return decodeValue(c.outcome.payload, c.outcome.raw);
   } catch (err) {
     return new TaskError({ name: 'ProtocolError', message: (err as Error).message, code: 'EPROTOCOL' }, c.task, c.rank);
   }

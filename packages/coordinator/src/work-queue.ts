@@ -4,7 +4,7 @@
  *   - the seed's loop: `while (!q.done()) { q.doWork(); for (const r of q.getCompletedWork()) ...; await q.changed(); }`
  *   - async: `await q.map(items)`, `await q.submit(data)`, `for await (const r of q.results())`, `await q.drain()`.
  */
-import { encodePayload, type Key } from '@taskfarm/protocol';
+import { encodePayload, rawPayload, type Key } from '@taskfarm/protocol';
 import { AffinityQueue, type AffinityKind } from './affinity.ts';
 import { TaskError } from './errors.ts';
 import { isScalar, newTask, resolvePolicy, type Outcome, type Task, type TaskPolicy } from './farm.ts';
@@ -93,7 +93,8 @@ export class WorkQueue implements Driver {
   /**
    * Queues `data` for the next free worker; `resourceId` names the resource it needs, so that a
    * worker that already holds that resource gets it. Throws PayloadError at once if msgpack cannot
-   * carry `data`. Returns the task's id.
+   * carry `data`. Returns the task's id. A Buffer or Uint8Array over 8 KiB is kept and sent as it
+   * is, without a copy (PROTOCOL.md §5.8): do not change its bytes until the task's result is in.
    */
   addWork(data: unknown, resourceId: Key | null = null, options?: AddOptions): number {
     let key: Key = this.#ordinal++;
@@ -106,8 +107,10 @@ export class WorkQueue implements Driver {
     const farm = this.master.host.farm;
     // Scalars are always encodable: they wait as they are and are encoded when they leave.
     const scalar = isScalar(data);
-    const payload = scalar ? null : encodePayload(data);
-    const task = newTask(farm, this.master.taskType, resourceId, payload, scalar || this.master.overridesRun ? data : undefined, policy, key);
+    // Binary data over 8 KiB is kept and sent as it is, without a copy: rawPayload().
+    const bytes = scalar ? null : rawPayload(data);
+    const payload = scalar ? null : (bytes ?? encodePayload(data));
+    const task = newTask(farm, this.master.taskType, resourceId, payload, bytes !== null, scalar || this.master.overridesRun ? data : undefined, policy, key);
     // A restarted coordinator resumes: what the application already took is not run or given again,
     // and a result that had arrived is given without running the task again.
     const known = this.master.host.journal?.lookup(this.name, key);

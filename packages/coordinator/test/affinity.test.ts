@@ -5,7 +5,7 @@ import type { Key } from '@taskfarm/protocol';
 
 let nextId = 1;
 const task = (resource: Key | null): Task => ({
-  id: nextId, key: nextId++, attempt: 1, type: null, resource, payload: Buffer.alloc(0), data: undefined, queuedAt: 0, startedAt: 0,
+  id: nextId, key: nextId++, attempt: 1, type: null, resource, payload: Buffer.alloc(0), raw: false, data: undefined, queuedAt: 0, startedAt: 0,
   policy: DEFAULT_POLICY, failures: 0, losses: 0, notBefore: 0, cancelled: false,
 });
 

@@ -42,10 +42,10 @@ export class InMemoryHost implements FarmHost {
     for (const w of this.#waiters.splice(0)) w(true);
   }
 
-  /** Registers a worker (optionally asking for a rank and a window) and makes it ready; returns its rank. */
-  join(peer: string, rank: number | null = null, window?: number): number {
+  /** Registers a worker (optionally asking for a rank and a window, or saying it reads raw payloads) and makes it ready; returns its rank. */
+  join(peer: string, rank: number | null = null, window?: number, raw = false): number {
     this.farm.connected(peer);
-    this.deliver(peer, { t: 'register', rank, host: 'test', pid: 1, instance: null, ...(window === undefined ? {} : { window }) });
+    this.deliver(peer, { t: 'register', rank, host: 'test', pid: 1, instance: null, ...(window === undefined ? {} : { window }), ...(raw ? { raw } : {}) });
     const welcome = this.lastTo(peer);
     if (welcome?.t !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
     this.deliver(peer, { t: 'ready' });

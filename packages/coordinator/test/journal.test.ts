@@ -84,3 +84,18 @@ t.test('a batch still in the application’s hands when the coordinator dies is 
   t.same(second.queue.getCompletedWork(), ['r0'], 'r0 comes again, from the journal, without running');
   second.host.journal!.close();
 });
+
+t.test('a raw result (binary data over 8 KiB) comes back from the journal as its bytes', async (t) => {
+  const path = journalPath(t);
+  const journal = new FileJournal(path, { sync: 'always' });
+  const bytes = Buffer.alloc(10_000, 0xc1); // not msgpack: read as msgpack it would fail
+  journal.completed('jobs', 1, { ok: true, payload: bytes, raw: true });
+  journal.completed('jobs', 2, { ok: true, payload: Buffer.from([0xa3, 0x74, 0x77, 0x6f]) });
+  journal.close();
+  const { queue, host } = jobOn(path);
+  const results = queue.getCompletedWork();
+  t.equal(results.length, 2);
+  t.ok(results.some((r) => Buffer.isBuffer(r) && r.equals(bytes)), 'the raw result, byte for byte');
+  t.ok(results.includes('two'), 'a msgpack result beside it');
+  host.journal!.close();
+});

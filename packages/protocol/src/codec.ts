@@ -161,6 +161,20 @@ function pathText(path: ReadonlyArray<string | number>): string {
   return `the value${shown.join('')}`;
 }
 
+/**
+ * The value itself as a payload frame, when it travels raw (`work.raw`, `result.raw`): binary data
+ * over BATCH_INLINE_BYTES, sent as it is, without the copy a msgpack encoding would make. Null for
+ * anything else (encodePayload() it). The caller must not change the bytes until they are sent.
+ */
+export function rawPayload(value: unknown): Frame | null {
+  return value instanceof Uint8Array && value.byteLength > BATCH_INLINE_BYTES ? asFrame(value) : null;
+}
+
+/** The value a payload frame carries: its bytes as a Buffer when it travelled raw, else decodePayload(). */
+export function decodeValue(frame: Uint8Array, raw: boolean | undefined): unknown {
+  return raw ? asFrame(frame) : decodePayload(frame);
+}
+
 /** Decodes a payload frame; a frame that is not msgpack is the sender's fault: ProtocolError. */
 export function decodePayload(frame: Uint8Array): unknown {
   try {
@@ -175,11 +189,19 @@ export function encode(env: Envelope): Frame[] {
   switch (env.t) {
     case 'work':
       return [
-        packr.pack({ v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs }),
+        packr.pack(
+          env.raw
+            ? { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs, raw: true }
+            : { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs },
+        ),
         asFrame(env.payload),
       ];
-    case 'result':
-      return [packr.pack(env.us === undefined ? { v: PROTOCOL_VERSION, t: 'result', id: env.id, attempt: env.attempt } : { v: PROTOCOL_VERSION, t: 'result', id: env.id, attempt: env.attempt, us: env.us }), asFrame(env.payload)];
+    case 'result': {
+      const header: Record<string, unknown> = { v: PROTOCOL_VERSION, t: 'result', id: env.id, attempt: env.attempt };
+      if (env.us !== undefined) header.us = env.us;
+      if (env.raw) header.raw = true;
+      return [packr.pack(header), asFrame(env.payload)];
+    }
     case 'tasks': {
       const entries = env.tasks.map((w) => [w.id, w.attempt, w.type, w.resource, w.timeoutMs, w.payload.length]);
       return [packr.pack({ v: PROTOCOL_VERSION, t: 'tasks', tasks: entries }), concat(env.tasks.map((w) => w.payload))];
@@ -225,7 +247,7 @@ export function encodeMessages(envs: readonly Envelope[], batch: boolean): Frame
     runBytes = 0;
   };
   for (const env of envs) {
-    if (batch && env.t === 'work' && env.payload.length <= BATCH_INLINE_BYTES) {
+    if (batch && env.t === 'work' && !env.raw && env.payload.length <= BATCH_INLINE_BYTES) {
       if (run.length === BATCH_MAX_TASKS || runBytes + env.payload.length > BATCH_MAX_BYTES) flushRun();
       run.push(env);
       runBytes += env.payload.length;
@@ -379,6 +401,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: numbe
       };
       const window = nullable(m, 'window', isWindow);
       if (window !== null) r.window = window;
+      if (flag(m, 'raw')) r.raw = true;
       return r;
     }
     case 'welcome': {
@@ -389,6 +412,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: numbe
         maxMessageBytes: field(s, 'maxMessageBytes', isPositiveInt, 'settings.'),
       };
       if (s.window !== undefined && s.window !== null) settings.window = field(s, 'window', isWindow, 'settings.');
+      if (flag(s, 'raw', 'settings.')) settings.raw = true;
       return { t, rank: field(m, 'rank', isRank), settings };
     }
     case 'reject': {
@@ -396,8 +420,8 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: numbe
       if (m.version !== undefined) env.version = field(m, 'version', isUint);
       return env;
     }
-    case 'work':
-      return {
+    case 'work': {
+      const w: Work = {
         t,
         id: field(m, 'id', isUint),
         attempt: field(m, 'attempt', isPositiveInt),
@@ -406,6 +430,9 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: numbe
         timeoutMs: nullable(m, 'timeoutMs', isPositiveInt),
         payload: EMPTY,
       };
+      if (flag(m, 'raw')) w.raw = true;
+      return w;
+    }
     case 'tasks':
       return {
         t,
@@ -430,6 +457,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: numbe
     case 'result': {
       const r: Result = { t, id: field(m, 'id', isUint), attempt: field(m, 'attempt', isPositiveInt), payload: EMPTY };
       if (m.us !== undefined && m.us !== null) r.us = field(m, 'us', isUint);
+      if (flag(m, 'raw')) r.raw = true;
       return r;
     }
     case 'results':
@@ -465,11 +493,18 @@ function field<T>(m: Record<string, unknown>, name: string, check: Check<T>, pre
   return v;
 }
 
+/** An optional boolean: absent or nil is false. */
+function flag(m: Record<string, unknown>, name: string, prefix = ''): boolean {
+  const v = m[name];
+  return v === undefined || v === null ? false : field(m, name, isBool, prefix);
+}
+
 function nullable<T>(m: Record<string, unknown>, name: string, check: Check<T>): T | null {
   const v = m[name];
   return v === null || v === undefined ? null : field(m, name, check);
 }
 
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 const isRank = isPositiveInt;

@@ -34,6 +34,11 @@ export interface WorkerSettings {
    * results may go batched (`results`). Absent means 1 (every peer of version 1 speaks that).
    */
   window?: number;
+  /**
+   * True when the coordinator reads raw results (`result.raw`); the worker sends them only then.
+   * Absent means false.
+   */
+  raw?: boolean;
 }
 
 /** Reject codes a coordinator may answer a `register` with. */
@@ -61,6 +66,8 @@ export interface Register {
    * default when absent, is one task at a time with the single `work`/`result` envelopes only.
    */
   window?: number;
+  /** True when this worker reads raw payloads (`work.raw`); the coordinator sends them only then. */
+  raw?: boolean;
 }
 
 export interface Welcome {
@@ -90,8 +97,14 @@ export interface Work {
   resource: Key | null;
   /** Abort the handler after this many ms (the worker aborts its signal); null for no limit. */
   timeoutMs: number | null;
-  /** The task's data, msgpack-encoded on its own; it travels as the next frame. */
+  /** The task's data, msgpack-encoded on its own (or its bytes, with `raw`); it travels as the next frame. */
   payload: Uint8Array;
+  /**
+   * The payload frame is the bytes of a binary value (a Buffer or Uint8Array over 8 KiB), not
+   * msgpack: such data travels without being copied into an encoding. Only to a worker whose
+   * register said `raw`.
+   */
+  raw?: boolean;
 }
 
 /** The coordinator took the result or error of (id, attempt); the worker may forget it. */
@@ -112,8 +125,10 @@ export interface Result {
   t: 'result';
   id: number;
   attempt: number;
-  /** The handler's return value, msgpack-encoded on its own; it travels as the next frame. */
+  /** The handler's return value, msgpack-encoded on its own (or its bytes, with `raw`); it travels as the next frame. */
   payload: Uint8Array;
+  /** As `work.raw`: only to a coordinator whose welcome said `raw`. */
+  raw?: boolean;
   /** How long the handler ran, in µs, when the worker measured it (the coordinator sizes windows with it). */
   us?: number;
 }

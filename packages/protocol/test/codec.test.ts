@@ -20,6 +20,8 @@ import {
   PayloadError,
   PROTOCOL_VERSION,
   ProtocolError,
+  rawPayload,
+  decodeValue,
   toWireError,
   type CoordinatorMessage,
   type Envelope,
@@ -72,8 +74,10 @@ t.test('every worker envelope round-trips', (tt) => {
   const cases: WorkerMessage[] = [
     { t: 'register', rank: null, host: 'node-7.cluster', pid: 4242, instance: null },
     { t: 'register', rank: 3, host: '', pid: 0, instance: null },
+    { t: 'register', rank: null, host: 'h', pid: 1, instance: 'i', window: 64, raw: true },
     { t: 'ready' },
     { t: 'result', id: 17, attempt: 2, payload },
+    { t: 'result', id: 18, attempt: 1, payload: Buffer.alloc(BATCH_INLINE_BYTES + 1, 1), raw: true, us: 5 },
     { t: 'error', id: 1, attempt: 1, error: { name: 'TypeError', message: 'x is not a function' } },
     { t: 'error', id: 9, attempt: 3, error: { name: 'Error', message: 'boom', code: 'ENOENT', stack: 'Error: boom\n    at f (a.ts:1:1)' } },
     { t: 'heartbeat' },
@@ -99,9 +103,11 @@ t.test('every coordinator envelope round-trips', (tt) => {
   const payload = encodePayload([1, 2, 3]);
   const cases: CoordinatorMessage[] = [
     { t: 'welcome', rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536 } },
+    { t: 'welcome', rank: 2, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 65536, window: 8, raw: true } },
     { t: 'reject', code: 'ERANKTAKEN', message: 'rank 2 is held by another worker' },
     { t: 'reject', code: 'EVERSION', message: 'protocol version 2 is not supported', version: 1 },
     { t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload },
+    { t: 'work', id: 2, attempt: 1, type: null, resource: null, timeoutMs: null, payload: Buffer.from('not msgpack at all'), raw: true },
     { t: 'work', id: 0, attempt: 5, type: 'render', resource: 7, timeoutMs: 2500, payload },
     { t: 'work', id: Number.MAX_SAFE_INTEGER, attempt: 1, type: -1.5, resource: 'gpu:0', timeoutMs: null, payload },
     { t: 'heartbeat' },
@@ -871,5 +877,27 @@ t.test('batches: malformed entries and lengths are refused', (tt) => {
   refuses(tt, 'coordinator', [hdr({ t: 'results', seq: 1, us: 0, results: [[1, 1, 3]] }), payload], 'ETYPE', 'results sent by a coordinator');
   refuses(tt, 'worker', [hdr({ t: 'register', rank: null, host: 'h', pid: 1, instance: null, window: 0 })], 'EFIELD', 'a window of 0');
   tt.same((decodeFromWorker([hdr({ t: 'register', rank: null, host: 'h', pid: 1, instance: null, window: 64 })])[0] as { window?: number }).window, 64, 'a window is read');
+  tt.end();
+});
+
+t.test('raw payloads: flagged in the header, the frame as it is, never batched; a raw that is not boolean is refused', (tt) => {
+  const bytes = Buffer.alloc(BATCH_INLINE_BYTES + 1, 0xc1); // 0xc1 is never valid msgpack
+  const [header, frame] = encode({ t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload: bytes, raw: true });
+  tt.equal((raw.unpack(header!) as Record<string, unknown>).raw, true);
+  tt.equal(frame, bytes, 'the payload frame is the bytes themselves');
+  const small = (id: number) => ({ t: 'work' as const, id, attempt: 1, type: null, resource: null, timeoutMs: null, payload: encodePayload(id) });
+  const [message] = encodeMessages([small(1), { ...small(2), payload: bytes, raw: true }, small(3)], true);
+  const decoded = decodeFromCoordinator(message!);
+  tt.same(decoded.map((e) => e.t), ['work', 'work', 'work'], 'the raw task splits the run: no batch holds it');
+  tt.equal((decoded[1] as { raw?: boolean }).raw, true);
+  tt.same(rawPayload(bytes), bytes, 'binary data over 8 KiB travels raw');
+  tt.equal(rawPayload(Buffer.alloc(BATCH_INLINE_BYTES)), null, 'at most 8 KiB: msgpack');
+  tt.equal(rawPayload('x'.repeat(20_000)), null, 'only binary data');
+  const view = new Uint8Array(new ArrayBuffer(30_000), 100, 20_000);
+  tt.equal(rawPayload(view)!.buffer, view.buffer, 'a Uint8Array view: the same memory, as a Buffer');
+  tt.same(decodeValue(bytes, true), bytes);
+  tt.equal(decodeValue(encodePayload(5), false), 5);
+  const bad = raw.pack({ v: PROTOCOL_VERSION, t: 'result', id: 1, attempt: 1, raw: 'yes' });
+  tt.throws(() => decodeFromWorker([bad, Buffer.alloc(1)]), { code: 'EFIELD', message: /raw/ });
   tt.end();
 });

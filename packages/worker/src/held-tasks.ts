@@ -21,6 +21,8 @@ export class HeldTask implements TaskContext {
   /** Set when the task starts: the rank may change while it waits (a re-registration). */
   rank = 0;
   readonly timeoutMs: number | null;
+  /** The payload is binary data's own bytes (work.raw), not msgpack. */
+  readonly raw: boolean;
   /** While running: the timers that abort it (its timeout; the stop grace). */
   timeout: NodeJS.Timeout | null = null;
   grace: NodeJS.Timeout | null = null;
@@ -33,6 +35,7 @@ export class HeldTask implements TaskContext {
     this.type = work.type;
     this.resource = work.resource;
     this.timeoutMs = work.timeoutMs;
+    this.raw = work.raw === true;
     this.#payload = work.payload;
   }
 

@@ -4,7 +4,7 @@
  * and everything sent kept until the coordinator answers for it (`ack`, `receipt`), to be sent again
  * after a re-registration.
  */
-import { BATCH_MAX_BYTES, BATCH_MAX_TASKS, type Result, type Results, type TaskFailed } from '@taskfarm/protocol';
+import { BATCH_MAX_BYTES, BATCH_MAX_TASKS, encodePayload, type Result, type Results, type TaskFailed } from '@taskfarm/protocol';
 
 /** How long the oldest result may wait while a handler awaits (I/O, of unknown length), in ms. */
 const BATCH_WAIT_MS = 1;
@@ -110,8 +110,17 @@ export class Outcomes {
     this.#unanswered.delete(seq);
   }
 
-  /** Sends again all that was not answered for, to a coordinator that agreed on `window`; it drops what is stale. */
-  resend(window: number): void {
+  /**
+   * Sends again all that was not answered for, to a coordinator that agreed on `window` and reads
+   * raw results if `raw`; it drops what is stale.
+   */
+  resend(window: number, raw: boolean): void {
+    if (!raw) {
+      // A coordinator of another kind than the one that took them: raw results go as msgpack.
+      for (const [key, env] of this.#unanswered) {
+        if (env.t === 'result' && env.raw) this.#unanswered.set(key, { t: 'result', id: env.id, attempt: env.attempt, payload: encodePayload(env.payload), ...(env.us === undefined ? {} : { us: env.us }) });
+      }
+    }
     if (window === 1) {
       this.flush();
       // A coordinator that agreed on no window may be of a kind that cannot read `results`: each

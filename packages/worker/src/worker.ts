@@ -14,9 +14,10 @@ import {
   BATCH_INLINE_BYTES,
   decodeFromCoordinator,
   Deque,
-  decodePayload,
+  decodeValue,
   encode,
   encodePayload,
+  rawPayload,
   ProtocolError,
   PROTOCOL_VERSION,
   RateLimiter,
@@ -105,6 +106,8 @@ export abstract class Worker<In = any, Out = unknown> {
   #writing: Promise<void> | null = null;
   /** The most tasks held here at once, as agreed in the last welcome: 1 is one task at a time, no batches. */
   #window = 1;
+  /** The coordinator reads raw results (welcome.settings.raw): binary results go without a msgpack copy. */
+  #rawResults = false;
   /** Held tasks waiting to run, in the order they came. */
   readonly #queue = new Deque<HeldTask>();
   #running: HeldTask | null = null;
@@ -235,7 +238,7 @@ export abstract class Worker<In = any, Out = unknown> {
 
   #register(rank: number | null): void {
     this.#registerSentAt = Date.now();
-    this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance, window: this.options.window });
+    this.#send({ t: 'register', rank, host: this.options.host, pid: process.pid, instance: this.#instance, window: this.options.window, raw: true });
   }
 
   /** What this worker refused from the coordinator so far, by reason (a copy). */
@@ -306,8 +309,9 @@ export abstract class Worker<In = any, Out = unknown> {
     const heartbeatMs = Math.min(Math.max(settings.heartbeatMs, 10), MAX_TIMER_MS);
     if (heartbeatMs !== this.options.heartbeatMs) this.#startHeartbeats(heartbeatMs);
     this.#window = Math.min(settings.window ?? 1, this.options.window);
+    this.#rawResults = settings.raw === true;
     // What was computed while the coordinator could not hear us goes again; it drops what is stale.
-    this.#outcomes.resend(this.#window);
+    this.#outcomes.resend(this.#window, this.#rawResults);
     // Ready only when idle: a coordinator that lost our record thinks we hold nothing, and would
     // send a window's worth on top of the tasks still here.
     if (this.#running || this.#queue.length > 0) this.#readyOwed = true;
@@ -380,7 +384,7 @@ export abstract class Worker<In = any, Out = unknown> {
         let failed = false;
         const start = performance.now();
         try {
-          value = this.doWork(decodePayload(task.takePayload()) as In, task);
+          value = this.doWork(decodeValue(task.takePayload(), task.raw) as In, task);
           if (isThenable(value)) {
             this.#outcomes.flushSoon();
             value = await value;
@@ -445,7 +449,8 @@ export abstract class Worker<In = any, Out = unknown> {
     const { taskId: id, attempt } = task;
     if (!failed) {
       try {
-        const payload = encodePayload(value);
+        const bytes = this.#rawResults ? rawPayload(value) : null;
+        const payload = bytes ?? encodePayload(value);
         const max = this.#settings?.maxMessageBytes ?? Infinity;
         if (payload.length > max) {
           const message = `the result of task ${id} has ${payload.length} bytes, more than the coordinator's maxMessageBytes (${max})`;
@@ -453,6 +458,7 @@ export abstract class Worker<In = any, Out = unknown> {
           return false;
         }
         const result: Result = { t: 'result', id, attempt, payload };
+        if (bytes !== null) result.raw = true;
         if (this.#window > 1 && payload.length <= BATCH_INLINE_BYTES) {
           this.#outcomes.add(result, us, now, max);
           return true;

@@ -298,3 +298,33 @@ t.test('a task\'s timeout runs from its start: waiting behind a slow task does n
   t.match(envs.map(summary).slice(-1), ['error:2:ETIMEDOUT'], 'and then timed out');
   await terminate(fake, run);
 });
+
+t.test('raw payloads: binary data over 8 KiB comes and goes as its bytes, when the coordinator reads them', async (t) => {
+  const received: unknown[] = [];
+  const { fake, run, register } = await start(t, (data: unknown) => {
+    received.push(data);
+    return Buffer.alloc(BATCH_INLINE_BYTES + 1, 4);
+  });
+  t.match(register, { t: 'register', raw: true }, 'the worker says it reads raw payloads');
+  await fake.welcome({ window: 8, raw: true });
+  t.match(await fake.message(), [{ t: 'ready' }]);
+  const bytes = Buffer.alloc(20_000, 0xc1); // 0xc1 is never valid msgpack: only a raw read gets these bytes
+  await fake.send({ ...work(1, null), payload: bytes, raw: true });
+  const [result] = (await outcomes(fake, [1])).envs;
+  t.ok(Buffer.isBuffer(received[0]));
+  t.same(received[0], bytes, 'the handler gets the bytes');
+  t.match(result, { t: 'result', id: 1, raw: true }, 'a binary result over 8 KiB goes raw');
+  t.same((result as { payload: Uint8Array }).payload, Buffer.alloc(BATCH_INLINE_BYTES + 1, 4));
+  await terminate(fake, run);
+});
+
+t.test('raw payloads: to a coordinator whose welcome does not say raw, results go as msgpack', async (t) => {
+  const { fake, run } = await start(t, () => Buffer.alloc(BATCH_INLINE_BYTES + 1, 4));
+  await fake.welcome({ window: 8 });
+  t.match(await fake.message(), [{ t: 'ready' }]);
+  await fake.send(work(1, 'x'));
+  const [result] = (await outcomes(fake, [1])).envs as Array<{ t: string; raw?: boolean; payload: Uint8Array }>;
+  t.notOk(result!.raw);
+  t.same(decodePayload(result!.payload), Buffer.alloc(BATCH_INLINE_BYTES + 1, 4));
+  await terminate(fake, run);
+});
