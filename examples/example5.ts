@@ -105,6 +105,9 @@ class MyApp {
     for (let i = 0; i < tasks; i++) this.#addNextTask(i);
 
     const masters = [this.master1, this.master2, this.master3];
+    // Under mpiexec every rank is up before this runs; here ranks start as processes do, so wait
+    // for them: otherwise the Masters whose ranks started first would run ahead of the others.
+    await this.workQueue.waitForWorkers();
     const numWorkers = masters.map(() => -1);
     const maxWorkers = masters.map(() => 0);
     let results = 0;

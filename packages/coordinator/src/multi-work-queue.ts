@@ -98,6 +98,15 @@ export class MultiWorkQueue implements Driver {
     return this.#entry(taskId).queue;
   }
 
+  /**
+   * Resolves once every Master's workers have connected (Master.waitForWorkers for each): a job
+   * started by `taskfarm run -n N` then begins, as under mpiexec, with all its ranks up, rather
+   * than dealing its first tasks to whichever ranks started first. Rejects as changed() does.
+   */
+  async waitForWorkers(options: WaitOptions = {}): Promise<void> {
+    await Promise.all(this.#entries.map((e) => e.master.waitForWorkers(undefined, options)));
+  }
+
   /** As WorkQueue.changed(), over all the Masters. */
   changed(options: WaitOptions = {}): Promise<boolean> {
     if (this.#takeChange() || this.done() || this.#entries.some((e) => e.queue.hasResults)) return Promise.resolve(true);

@@ -213,6 +213,22 @@ t.test('MultiWorkQueue: a Master with no work lends its idle workers to one with
   t.equal(mwq.moves.lent, 2);
 });
 
+t.test('MultiWorkQueue.waitForWorkers resolves once every Master\'s ranks have joined', async (t) => {
+  const host = new InMemoryHost();
+  const a = new Master([], { coordinator: host });
+  const b = new Master([], { coordinator: host });
+  const mwq = new MultiWorkQueue([1, 2, 3], [['a', a, 1], ['b', b, null]]);
+  let up = false;
+  const waiting = mwq.waitForWorkers().then(() => (up = true));
+  host.join('p1', 1);
+  host.join('p3', 3);
+  await new Promise(setImmediate);
+  t.notOk(up, 'rank 2 (b\'s) has not joined');
+  host.join('p2', 2);
+  await waiting;
+  t.ok(up);
+});
+
 t.test('queues hand out and collect work through run()/getData() overrides (seed example 5)', async (t) => {
   const host = new InMemoryHost();
   class Tagged extends Master {
