@@ -190,8 +190,9 @@ async function main(): Promise<void> {
   if (want('b')) {
     const bTasks = quick ? 500 : 2_000;
     const ideal = (bTasks * 0.001) / N;
-    await measure('b', `taskfarm WorkQueue, ${N} workers`, '% eff', async () => (100 * ideal) / (await throughput('b', N, bTasks, (i) => i)).wall);
-    await measure('b', 'raw zeromq.js, 8 in flight', '% eff', async () => (100 * ideal) / (await rawLoop({ scenario: 'b', workers: N, tasks: bTasks, batch: 1, window: 8, data: (i) => i })));
+    const tfB = await measure('b', `taskfarm WorkQueue, ${N} workers`, '% eff', async () => (100 * ideal) / (await throughput('b', N, bTasks, (i) => i)).wall);
+    const rawB = await measure('b', 'raw zeromq.js, 8 in flight', '% eff', async () => (100 * ideal) / (await rawLoop({ scenario: 'b', workers: N, tasks: bTasks, batch: 1, window: 8, data: (i) => i })));
+    summary['b: taskfarm efficiency (target >= 95 %)'] = `${tfB.toFixed(1)} % (raw 8 in flight: ${rawB.toFixed(1)} %)`;
   }
 
   // c. 100 KiB payloads returned back: MB/s one way
@@ -199,8 +200,10 @@ async function main(): Promise<void> {
     const cTasks = quick ? 300 : 2_000;
     const bytes = payload();
     const mbps = (wall: number) => (cTasks * PAYLOAD_BYTES) / wall / 1e6;
-    await measure('c', `taskfarm WorkQueue, ${N} workers`, 'MB/s', async () => mbps((await throughput('c', N, cTasks, () => bytes)).wall));
-    await measure('c', 'raw zeromq.js, 8 in flight', 'MB/s', async () => mbps(await rawLoop({ scenario: 'c', workers: N, tasks: cTasks, batch: 1, window: 8, data: () => bytes })));
+    const tfC = await measure('c', `taskfarm WorkQueue, ${N} workers`, 'MB/s', async () => mbps((await throughput('c', N, cTasks, () => bytes)).wall));
+    const rawC = await measure('c', 'raw zeromq.js, 8 in flight', 'MB/s', async () => mbps(await rawLoop({ scenario: 'c', workers: N, tasks: cTasks, batch: 1, window: 8, data: () => bytes })));
+    summary['c: taskfarm MB/s (target >= 400)'] = Math.round(tfC);
+    summary['c: taskfarm / raw 8 in flight (target >= 1.0x)'] = ratio(tfC, rawC);
   }
 
   // d. seed example 3: 300 tasks over resources 1..3 (seeded), 20 ms to acquire, 1 ms CPU
