@@ -901,3 +901,39 @@ t.test('raw payloads: flagged in the header, the frame as it is, never batched; 
   tt.throws(() => decodeFromWorker([bad, Buffer.alloc(1)]), { code: 'EFIELD', message: /raw/ });
   tt.end();
 });
+
+t.test('32-bit integers, written and read by hand, are byte for byte what msgpackr writes and reads', (tt) => {
+  const reference = new Packr({ useRecords: false, mapsAsObjects: true });
+  const edges = [0, -0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, -1, -31, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 0.5, NaN, Infinity];
+  const rand = prng(7);
+  const values = [...edges, ...Array.from({ length: 20_000 }, () => Math.floor((rand() - 0.5) * 2 ** (1 + Math.floor(rand() * 34))))];
+  let mismatches = 0;
+  for (const v of values) {
+    const ours = encodePayload(v);
+    const theirs = reference.pack(v);
+    if (!ours.equals(theirs)) mismatches++;
+    const back = decodePayload(theirs);
+    if (!Object.is(back, reference.unpack(theirs)) && !(Number.isNaN(back) && Number.isNaN(v))) mismatches++;
+  }
+  tt.equal(mismatches, 0, `${values.length} numbers, both ways`);
+  // Frames of the hand-read lengths that are something else, or not msgpack at all: read as before.
+  let differ = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const frame = Buffer.from(Array.from({ length: [1, 2, 3, 5][i % 4]! }, () => Math.floor(rand() * 256)));
+    let expected: unknown;
+    let expectedError = false;
+    try {
+      expected = reference.unpack(frame);
+    } catch {
+      expectedError = true;
+    }
+    try {
+      const got = decodePayload(frame);
+      if (expectedError || !(Object.is(got, expected) || JSON.stringify(got) === JSON.stringify(expected))) differ++;
+    } catch (err) {
+      if (!expectedError || !(err instanceof ProtocolError)) differ++;
+    }
+  }
+  tt.equal(differ, 0, 'random short frames decode as msgpackr decodes them (or fail as ProtocolError)');
+  tt.end();
+});
