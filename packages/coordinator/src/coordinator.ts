@@ -27,7 +27,7 @@ interface Waiter {
 /**
  * How long acks and receipts wait for a message to their worker to ride along with, in ms. They
  * only let a worker forget the outcomes it keeps to send again, so nothing waits on them; sent on
- * their own they were a third of all messages with 1,000 workers (every worker not refilled at once).
+ * their own they were a fifth of all messages with 1,000 workers (every worker not refilled at once).
  */
 const ACK_DELAY_MS = 10;
 

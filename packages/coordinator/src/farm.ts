@@ -282,7 +282,7 @@ export class Farm {
   /** How many more tasks `rank` may be sent now: its window less what it has in flight (WorkerPace.room). */
   capacity(rank: number): number {
     const w = this.#sendable(rank);
-    return w === null ? 0 : w.pace.room(inFlight(w), this.window, this.#byRank.size, this.window.maxTotal - this.#inFlight);
+    return w === null ? 0 : this.#room(w, inFlight(w));
   }
 
   /**
@@ -293,8 +293,12 @@ export class Farm {
     const w = this.#sendable(rank);
     if (w === null) return 0;
     const held = inFlight(w);
-    const room = w.pace.room(held, this.window, this.#byRank.size, this.window.maxTotal - this.#inFlight);
+    const room = this.#room(w, held);
     return w.pace.worthSending(room, held, this.window, this.#byRank.size) ? room : 0;
+  }
+
+  #room(w: WorkerRecord, held: number): number {
+    return w.pace.room(held, this.window, this.#byRank.size, this.window.maxTotal - this.#inFlight);
   }
 
   #sendable(rank: number): WorkerRecord | null {

@@ -249,9 +249,9 @@ export class Master implements FarmListener {
 
   /**
    * Up to `count` workers with room in their windows worth a message (Farm.refill), longest-open
-   * first, with how many more tasks each may take. Only ranks that gained room since they were last full are looked at, and no more
-   * of them than asked for: a queue of a few tasks costs a few steps here, however many workers
-   * are idle.
+   * first, with how many more tasks each may take. Only ranks that gained room since they were last
+   * full are looked at, and no more of them than asked for: a queue of a few tasks costs a few steps
+   * here, however many workers are idle.
    */
   slots(count: number): Slot[] {
     const out: Slot[] = [];

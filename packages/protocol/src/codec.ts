@@ -260,15 +260,11 @@ export function decodePayload(frame: Uint8Array): unknown {
 /** The frames of one envelope: its header, then its payload for `work`, `result`, `tasks` and `results`. */
 export function encode(env: Envelope): Frame[] {
   switch (env.t) {
-    case 'work':
-      return [
-        packr.pack(
-          env.raw
-            ? { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs, raw: true }
-            : { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs },
-        ),
-        asFrame(env.payload),
-      ];
+    case 'work': {
+      const header: Record<string, unknown> = { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs };
+      if (env.raw) header.raw = true;
+      return [packr.pack(header), asFrame(env.payload)];
+    }
     case 'result': {
       const header: Record<string, unknown> = { v: PROTOCOL_VERSION, t: 'result', id: env.id, attempt: env.attempt };
       if (env.us !== undefined) header.us = env.us;
