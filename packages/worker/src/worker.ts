@@ -39,16 +39,14 @@ import { Outcomes } from './outcomes.ts';
 import { Watchdog } from './watchdog.ts';
 
 /**
- * The ZeroMQ context of this process's workers, created with the first. libzmq's default context
- * holds 1,023 sockets and each worker uses three (its DEALER and the two of its socket monitor), so
- * a process hosting more than 341 workers failed with a misleading EMFILE; here the bound is the
- * process's file descriptors (about three per worker) instead.
+ * libzmq's default context holds 1,023 sockets, and each worker uses three (its DEALER and the two
+ * of its socket monitor): a process hosting more than 341 workers failed the rest with a misleading
+ * EMFILE. Raised here, before the process's first socket (libzmq reads it then), so that the bound
+ * is the process's file descriptors. It stays zeromq.js's shared context, which is never
+ * terminated at exit: a context of our own would make exit wait for any socket left open.
  */
-let workerContext: zmq.Context | null = null;
-function socketContext(): zmq.Context {
-  workerContext ??= new zmq.Context({ maxSockets: 65_535 });
-  return workerContext;
-}
+const MAX_SOCKETS = 65_535;
+if (zmq.context.maxSockets < MAX_SOCKETS) zmq.context.maxSockets = MAX_SOCKETS;
 
 /** Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay would fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -143,7 +141,6 @@ export abstract class Worker<In = any, Out = unknown> {
     if (this.#sock) throw new Error('run() was called already');
     const o = this.options;
     const sock = new zmq.Dealer({
-      context: socketContext(),
       linger: 2000,
       heartbeatInterval: o.heartbeatMs,
       heartbeatTimeout: o.livenessMs,
