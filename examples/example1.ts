@@ -26,6 +26,10 @@ class MyApp {
     // Work can be queued up front, or later as it becomes available; data can be any msgpack value.
     for (let i = 0; i < tasks; i++) this.workQueue.addWork(['Do task', i]);
 
+    // Under mpiexec every rank is up before this runs; here ranks start as processes do: wait for
+    // them, or the first to start would run every task before the others have joined.
+    await this.master.waitForWorkers();
+
     // Keep starting workers as long as there is work to do.
     while (!this.workQueue.done()) {
       // Give more work to each idle worker (if any).

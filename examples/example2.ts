@@ -26,6 +26,9 @@ class MyApp {
     const workQueue = Array.from({ length: tasks }, (_, i) => i); // let's pretend this is our work queue
     let results = 0;
 
+    // Every rank up first, as under mpiexec (see example 1).
+    await this.master.waitForWorkers();
+
     // While we have work to do and not all workers completed.
     while (workQueue.length > 0 || !this.master.done()) {
       // Give work to each idle worker.

@@ -60,6 +60,10 @@ class MyApp {
     for (let i = 0; i < tasks; i++) this.#addNextTask(i);
 
     let results = 0;
+
+    // Every rank up first, as under mpiexec (see example 1).
+    await this.master.waitForWorkers();
+
     // Keep starting workers as long as there is work to do.
     while (!this.workQueue.done()) {
       // Give more work to each idle worker (if any).

@@ -25,6 +25,9 @@ t.test('example 1: a WorkQueue runs 10 tasks on 3 workers', async (t) => {
   t.same(captured(stdout, /^\[0\] Master: worker finished its task and says "I completed my task \((\d+)\)"$/gm), range(10));
   for (const r of [0, 1, 2, 3]) t.match(stdout, new RegExp(`^\\[${r}\\] I am \\S+ rank ${r} \\(total 4\\)$`, 'm'));
   t.match(stdout, /^\[0\] Task completed \(rank 0\)$/m);
+  // The job starts once every rank is up, as under mpiexec: each worker runs at least its first task.
+  const ran = new Set([...stdout.matchAll(/^\[(\d+)\] +Worker \S+ rank \d+ executing/gm)].map((m) => m[1]));
+  t.same([...ran].sort(), ['1', '2', '3'], 'every worker rank ran tasks');
 });
 
 t.test('example 2: the raw Master loop runs 10 tasks', async (t) => {
