@@ -10,7 +10,7 @@
  * so silence means it is stuck or gone. A busy worker may be deep in a synchronous handler and
  * silent for good reason; its task's timeout, if it has one, is what bounds it.
  */
-import { describeValue, encodePayload, type Envelope, type Key, type Register, type WireError, type WorkerMessage, type WorkerSettings } from '@taskfarm/protocol';
+import { describeValue, encodePayload, type Envelope, type Key, type Register, type WireError, type Work, type WorkerMessage, type WorkerSettings } from '@taskfarm/protocol';
 import type { CoordinatorObserver, DispatchKind } from './observer.ts';
 import { RankTable } from './ranks.ts';
 import { DEFAULT_WINDOW, WorkerPace, type WindowSettings } from './window.ts';
@@ -318,13 +318,8 @@ export class Farm {
     this.#inFlight++;
     task.startedAt = this.now();
     this.observer.dispatched?.(w, task, kind);
-    const { id, attempt, type, resource } = task;
-    let payload = task.payload ?? encodePayload(task.data);
-    if (task.payload !== null) w.pace.bytes += payload.length;
-    // A worker that does not read raw payloads gets binary data as msgpack, as it always did.
-    const raw = task.raw && w.raw;
-    if (task.raw && !raw) payload = encodePayload(payload);
-    this.outbox.push([w.peer, { t: 'work', id, attempt, type, resource, timeoutMs: task.policy.timeoutMs, payload, raw }]);
+    if (task.payload !== null) w.pace.bytes += task.payload.length;
+    this.outbox.push([w.peer, workFor(w, task)]);
   }
 
   /**
@@ -543,6 +538,12 @@ export class Farm {
       previous.lastSeen = now;
       this.#byPeer.set(peer, previous);
       this.outbox.push([peer, { t: 'welcome', rank: previous.rank, settings: this.#settingsFor(previous) }]);
+      // Tasks sent on the old connection may never have arrived, and nobody would run them: they
+      // go again, marked, and the worker runs those it does not hold. (With window 1 the worker
+      // sends again the result of its one task, or runs it; it cannot take a second.)
+      if (previous.pace.agreed > 1 && previous.task !== null) {
+        for (const task of [previous.task, ...previous.backlog]) this.outbox.push([peer, { ...workFor(previous, task), resent: true }]);
+      }
       return;
     }
     let rank: number;
@@ -607,6 +608,14 @@ export class Farm {
 }
 
 /** Tasks in flight on a worker. */
+/** The `work` envelope of `task` for `w`: binary data raw if `w` reads raw payloads, else msgpack as it always was. */
+function workFor(w: WorkerRecord, task: Task): Work {
+  let payload = task.payload ?? encodePayload(task.data);
+  const raw = task.raw && w.raw;
+  if (task.raw && !raw) payload = encodePayload(payload);
+  return { t: 'work', id: task.id, attempt: task.attempt, type: task.type, resource: task.resource, timeoutMs: task.policy.timeoutMs, payload, raw };
+}
+
 export function inFlight(w: WorkerRecord): number {
   return (w.task === null ? 0 : 1) + w.backlog.length;
 }

@@ -1,6 +1,6 @@
 /** Failure handling in the pure core, on scripted sequences: no sockets, a scripted clock. */
 import t from 'tap';
-import { decodePayload } from '@taskfarm/protocol';
+import { decodePayload, encodePayload, type Work } from '@taskfarm/protocol';
 import { TaskError } from '../src/errors.ts';
 import { Master } from '../src/master.ts';
 import { WorkQueue } from '../src/work-queue.ts';
@@ -191,6 +191,40 @@ t.test('a worker that reconnects before its old connection was noticed dead keep
   host.disconnect('old');
   t.equal(host.farm.worker(3)?.peer, 'new', 'the old connection dropping later changes nothing');
   t.same(decodePayload(Buffer.from([0xa2, 0x6f, 0x6b])), 'ok');
+});
+
+t.test('a windowed worker that reconnects is sent its tasks in flight again, marked resent: the old connection may have lost them', async (t) => {
+  const host = new InMemoryHost();
+  const q = new WorkQueue(new Master([3], { coordinator: host }));
+  host.farm.connected('old');
+  host.deliver('old', { t: 'register', rank: 3, host: 'h', pid: 7, instance: 'abc', window: 8 });
+  host.deliver('old', { t: 'ready' });
+  for (let i = 0; i < 10; i++) q.addWork(i);
+  q.doWork();
+  const [first] = host.worksTo('old');
+  host.deliver('old', { t: 'results', seq: 1, us: 10, results: [{ t: 'result', id: first!.id, attempt: 1, payload: encodePayload(0) }] });
+  q.doWork();
+  const inFlight = host.worksTo('old').slice(1).map((w) => w.id);
+  t.ok(inFlight.length > 1, `several in flight (${inFlight.length})`);
+  host.farm.connected('new');
+  host.deliver('new', { t: 'register', rank: 3, host: 'h', pid: 7, instance: 'abc', window: 8 });
+  const resent = host.sent.filter(([p, e]) => p === 'new' && e.t === 'work').map(([, e]) => e as Work);
+  t.same(resent.map((w) => w.id), inFlight, 'every task in flight, in the order sent');
+  t.ok(resent.every((w) => w.resent === true && w.attempt === 1), 'marked resent, same attempt');
+  t.equal(host.farm.worker(3)?.peer, 'new');
+});
+
+t.test('a window-1 worker that reconnects is not sent its task again (it cannot take a second)', async (t) => {
+  const host = new InMemoryHost();
+  const q = new WorkQueue(new Master([3], { coordinator: host }));
+  host.farm.connected('old');
+  host.deliver('old', { t: 'register', rank: 3, host: 'h', pid: 7, instance: 'abc' });
+  host.deliver('old', { t: 'ready' });
+  q.addWork('x');
+  q.doWork();
+  host.farm.connected('new');
+  host.deliver('new', { t: 'register', rank: 3, host: 'h', pid: 7, instance: 'abc' });
+  t.same(host.sent.filter(([p]) => p === 'new').map(([, e]) => e.t), ['welcome']);
 });
 
 t.test('map() with an item msgpack cannot carry throws at once and runs none of the items', async (t) => {

@@ -263,6 +263,7 @@ export function encode(env: Envelope): Frame[] {
     case 'work': {
       const header: Record<string, unknown> = { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs };
       if (env.raw) header.raw = true;
+      if (env.resent) header.resent = true;
       return [packr.pack(header), asFrame(env.payload)];
     }
     case 'result': {
@@ -316,7 +317,7 @@ export function encodeMessages(envs: readonly Envelope[], batch: boolean): Frame
     runBytes = 0;
   };
   for (const env of envs) {
-    if (batch && env.t === 'work' && !env.raw && env.payload.length <= BATCH_INLINE_BYTES) {
+    if (batch && env.t === 'work' && !env.raw && !env.resent && env.payload.length <= BATCH_INLINE_BYTES) {
       if (run.length === BATCH_MAX_TASKS || runBytes + env.payload.length > BATCH_MAX_BYTES) flushRun();
       run.push(env);
       runBytes += env.payload.length;
@@ -500,6 +501,7 @@ function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: numbe
         payload: EMPTY,
       };
       if (flag(m, 'raw')) w.raw = true;
+      if (flag(m, 'resent')) w.resent = true;
       return w;
     }
     case 'tasks':

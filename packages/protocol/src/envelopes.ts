@@ -105,6 +105,12 @@ export interface Work {
    * register said `raw`.
    */
   raw?: boolean;
+  /**
+   * Sent to this worker before, on a connection that may not have delivered it (a takeover,
+   * PROTOCOL.md §5.6): the worker runs it only if it does not hold it already. Only to a worker of
+   * window above 1.
+   */
+  resent?: boolean;
 }
 
 /** The coordinator took the result or error of (id, attempt); the worker may forget it. */

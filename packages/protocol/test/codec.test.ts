@@ -108,6 +108,7 @@ t.test('every coordinator envelope round-trips', (tt) => {
     { t: 'reject', code: 'EVERSION', message: 'protocol version 2 is not supported', version: 1 },
     { t: 'work', id: 1, attempt: 1, type: null, resource: null, timeoutMs: null, payload },
     { t: 'work', id: 2, attempt: 1, type: null, resource: null, timeoutMs: null, payload: Buffer.from('not msgpack at all'), raw: true },
+    { t: 'work', id: 3, attempt: 2, type: null, resource: 'r', timeoutMs: null, payload, resent: true },
     { t: 'work', id: 0, attempt: 5, type: 'render', resource: 7, timeoutMs: 2500, payload },
     { t: 'work', id: Number.MAX_SAFE_INTEGER, attempt: 1, type: -1.5, resource: 'gpu:0', timeoutMs: null, payload },
     { t: 'heartbeat' },
@@ -889,6 +890,8 @@ t.test('raw payloads: flagged in the header, the frame as it is, never batched; 
   const [message] = encodeMessages([small(1), { ...small(2), payload: bytes, raw: true }, small(3)], true);
   const decoded = decodeFromCoordinator(message!);
   tt.same(decoded.map((e) => e.t), ['work', 'work', 'work'], 'the raw task splits the run: no batch holds it');
+  const [resentMessage] = encodeMessages([small(1), { ...small(2), resent: true }, small(3)], true);
+  tt.same(decodeFromCoordinator(resentMessage!).map((e) => [e.t, (e as { resent?: boolean }).resent ?? false]), [['work', false], ['work', true], ['work', false]], 'nor a resent one');
   tt.equal((decoded[1] as { raw?: boolean }).raw, true);
   tt.same(rawPayload(bytes), bytes, 'binary data over 8 KiB travels raw');
   tt.equal(rawPayload(Buffer.alloc(BATCH_INLINE_BYTES)), null, 'at most 8 KiB: msgpack');

@@ -102,6 +102,14 @@ export class Outcomes {
     this.#send(env);
   }
 
+  /** Whether the outcome of (id, attempt) is batched or sent and not answered for yet. */
+  holds(id: number, attempt: number): boolean {
+    const match = (r: Result) => r.id === id && r.attempt === attempt;
+    if (this.#batch.some(match) || this.#unanswered.has(outcomeKey(id, attempt))) return true;
+    for (const env of this.#unanswered.values()) if (env.t === 'results' && env.results.some(match)) return true;
+    return false;
+  }
+
   acked(id: number, attempt: number): void {
     this.#unanswered.delete(outcomeKey(id, attempt));
   }

@@ -338,6 +338,11 @@ export abstract class Worker<In = any, Out = unknown> {
 
   /** Takes a task to run after those held already, or refuses it if that would hold more than the window. */
   #hold(work: Work): void {
+    if (work.resent && this.#holds(work.id, work.attempt)) {
+      // Sent again after our reconnect; this copy did arrive the first time.
+      this.#count('dropped', 'resent-held');
+      return;
+    }
     if (this.#queue.length + (this.#running ? 1 : 0) >= this.#window) {
       // Answering keeps the task from being stranded here.
       this.#warn('busy', { task: work.id }, 'work received while busy; refused');
@@ -346,6 +351,14 @@ export abstract class Worker<In = any, Out = unknown> {
       return;
     }
     this.#queue.push(new HeldTask(work));
+  }
+
+  /** Whether (id, attempt) is running, queued, or answered here and not yet acknowledged. */
+  #holds(id: number, attempt: number): boolean {
+    const running = this.#running;
+    if (running?.taskId === id && running.attempt === attempt) return true;
+    for (const t of this.#queue) if (t.taskId === id && t.attempt === attempt) return true;
+    return this.#outcomes.holds(id, attempt);
   }
 
   #cancel(id: number, attempt: number): void {

@@ -328,3 +328,33 @@ t.test('raw payloads: to a coordinator whose welcome does not say raw, results g
   t.same(decodePayload(result!.payload), Buffer.alloc(BATCH_INLINE_BYTES + 1, 4));
   await terminate(fake, run);
 });
+
+t.test('after re-registering, tasks sent again (resent) run only if they never arrived; each is answered once', async (t) => {
+  const ran: number[] = [];
+  const first = gate();
+  const { fake, run } = await start(t, async (n: number) => {
+    ran.push(n);
+    if (n === 1) await first.promise;
+    return n;
+  });
+  await fake.welcome({ window: 8 });
+  t.match(await fake.message(), [{ t: 'ready' }]);
+  await fake.send({ t: 'tasks', tasks: [work(1, 1), work(2, 2)] });
+  while (ran.length === 0) await fake.heartbeatsAfter(1);
+  // The coordinator took our reconnect for a takeover: welcome again, then everything it had in
+  // flight here (task 3 was lost on the old connection), each marked resent, and a new task 4.
+  await fake.send(
+    { t: 'welcome', rank: 1, settings: { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 64 << 20, window: 8 } },
+    { ...work(1, 1), resent: true },
+    { ...work(2, 2), resent: true },
+    { ...work(3, 3), resent: true },
+    work(4, 4),
+  );
+  first.open();
+  const { envs } = await outcomes(fake, [1, 2, 3, 4]);
+  t.same(ran, [1, 2, 3, 4], 'tasks 1 and 2 ran once (held, or answered and kept for resending); 3, which never arrived before, and 4 ran');
+  // A batch answered before the welcome was read is sent again after it (unreceipted): same seq.
+  const distinct = [...new Map(envs.filter((e) => e.t === 'results').map((e) => [e.seq, e])).values()];
+  t.same(answered(distinct).sort(), [1, 2, 3, 4], `one outcome each: ${envs.map(summary).join(' ')}`);
+  await terminate(fake, run);
+});
