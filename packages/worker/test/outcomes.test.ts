@@ -1,5 +1,5 @@
 /** When a batch of results leaves (Outcomes.due): pure, with explicit clock readings. */
-import { BATCH_MAX_TASKS, encodePayload, type Results } from '@taskfarm/protocol';
+import { BATCH_INLINE_BYTES, BATCH_MAX_TASKS, decodePayload, encodePayload, type Result, type Results } from '@taskfarm/protocol';
 import t from 'tap';
 import { Outcomes } from '../src/outcomes.ts';
 
@@ -49,4 +49,20 @@ t.test('an empty batch is never due, and a flushed one starts its wait again', a
   t.same(sent[0]!.results.map((r) => r.id), [1, 2]);
   add(50);
   t.notOk(o.due(69, 5), 'waited 19 ms since the new batch began, not 69');
+});
+
+t.test('resend: raw results go again as msgpack to a coordinator that does not read raw ones', async (t) => {
+  const sent: Array<Result | Results> = [];
+  const o = new Outcomes((env) => sent.push(env as Result));
+  t.teardown(() => o.dispose());
+  const bytes = Buffer.alloc(BATCH_INLINE_BYTES + 1, 7);
+  o.sendAlone({ t: 'result', id: 1, attempt: 1, payload: bytes, raw: true, us: 5 });
+  o.resend(8, true);
+  t.match(sent.at(-1), { id: 1, raw: true }, 'to one that does: as it was');
+  t.equal((sent.at(-1) as Result).payload, bytes, 'the same buffer');
+  o.resend(8, false);
+  const again = sent.at(-1) as Result;
+  t.notOk(again.raw);
+  t.equal(again.us, 5);
+  t.same(decodePayload(again.payload), bytes, 'the same bytes, as msgpack bin');
 });
