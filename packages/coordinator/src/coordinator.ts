@@ -16,6 +16,7 @@ import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from '.
 import { AllowList } from './allow-list.ts';
 import { curveServerSettings, isLocalEndpoint } from './security.ts';
 import { PEER_QUEUE_MESSAGES, RouterTransport } from './transport.ts';
+import { YoungCollector } from './young-gc.ts';
 import type { ZapRequest } from './zap.ts';
 
 interface Waiter {
@@ -106,6 +107,7 @@ export class Coordinator implements FarmHost {
         heartbeatMs: o.heartbeatMs,
         livenessMs: o.livenessMs,
         maxMessageBytes: o.maxMessageBytes,
+        young: new YoungCollector(o.gcEveryBytes),
         lingerMs: o.closeGraceMs,
         curve: curve ? { secretKey: curve.secretKey, authorize: (request) => this.#authorize(request) } : null,
       },

@@ -27,6 +27,13 @@ export interface CoordinatorOptions {
   workerWaitMs?: number;
   /** Largest frame accepted from a peer, in bytes (ZeroMQ's maxMessageSize). Default 64 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Run a young-generation collection after this many bytes of large frames (over 128 bytes, the ones
+   * zeromq.js hands over without a copy) have been received; 0 never does. Received buffers are then
+   * freed while young instead of by full collections of the whole heap (see young-gc.ts): with
+   * 100 KiB results, about a fifth more throughput. Default 8 MiB.
+   */
+  gcEveryBytes?: number;
   /** A pino logger to log to. Default: a new one at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger. Default: `$TASKFARM_LOG_LEVEL`, else `info`. */
@@ -102,6 +109,7 @@ export const DEFAULTS = Object.freeze({
   livenessMs: 3000,
   workerWaitMs: 30_000,
   maxMessageBytes: 64 * 1024 * 1024,
+  gcEveryBytes: 8 * 1024 * 1024,
   logLevel: 'info',
   handleSignals: false,
   closeGraceMs: 2000,
@@ -127,6 +135,7 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
     livenessMs: o.livenessMs ?? DEFAULTS.livenessMs,
     workerWaitMs: o.workerWaitMs ?? envInt(env, 'TASKFARM_WORKER_WAIT_MS', 0) ?? DEFAULTS.workerWaitMs,
     maxMessageBytes: o.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+    gcEveryBytes: o.gcEveryBytes ?? DEFAULTS.gcEveryBytes,
     logLevel: o.logLevel ?? (env.TASKFARM_LOG_LEVEL || DEFAULTS.logLevel),
     handleSignals: o.handleSignals ?? DEFAULTS.handleSignals,
     closeGraceMs: o.closeGraceMs ?? DEFAULTS.closeGraceMs,
@@ -150,6 +159,7 @@ export function resolveOptions(o: CoordinatorOptions = {}, env: NodeJS.ProcessEn
   positive('livenessMs', r.livenessMs, r.heartbeatMs);
   positive('workerWaitMs', r.workerWaitMs, 0);
   positive('maxMessageBytes', r.maxMessageBytes, 1024);
+  positive('gcEveryBytes', r.gcEveryBytes, 0);
   positive('closeGraceMs', r.closeGraceMs, 0);
   positive('window', r.window, 1);
   if (r.window > 65_535) throw new RangeError(`window must be at most 65535, not ${r.window}`);

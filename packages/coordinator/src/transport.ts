@@ -7,6 +7,7 @@
  */
 import { Deque } from '@taskfarm/protocol';
 import * as zmq from 'zeromq';
+import type { YoungCollector } from './young-gc.ts';
 import { parseZapRequest, ZAP_ENDPOINT, zapReply, type ZapRequest } from './zap.ts';
 
 // libzmq's ZMQ_ROUTER_NOTIFY (draft API, in zeromq.js's prebuilt libzmq 4.3.5): the ROUTER delivers
@@ -44,6 +45,8 @@ export interface RouterSettings {
   lingerMs: number;
   /** Null for plaintext. */
   curve?: CurveTransportSettings | null;
+  /** Paces young-generation collections by the frames received (young-gc.ts). */
+  young: YoungCollector;
 }
 
 /**
@@ -60,6 +63,7 @@ export class RouterTransport {
   readonly #zap: zmq.Reply | null = null;
   readonly #curve: CurveTransportSettings | null;
   readonly #handlers: RouterHandlers;
+  readonly #young: YoungCollector;
   readonly #out = new Deque<Buffer[]>();
   #writing: Promise<void> | null = null;
   #closed = false;
@@ -67,6 +71,7 @@ export class RouterTransport {
   constructor(settings: RouterSettings, handlers: RouterHandlers) {
     this.#handlers = handlers;
     this.#curve = settings.curve ?? null;
+    this.#young = settings.young;
     const context = this.#curve ? new zmq.Context() : zmq.context;
     this.#sock = new zmq.Router({
       context,
@@ -130,6 +135,7 @@ export class RouterTransport {
     try {
       for await (const msg of this.#sock) {
         const peer = msg[0]!;
+        for (let i = 1; i < msg.length; i++) this.#young.received(msg[i]!.length);
         if (msg.length === 2 && msg[1]!.length === 0) this.#handlers.notify(peer);
         else this.#handlers.message(peer, msg.slice(1));
       }
