@@ -116,6 +116,8 @@ export abstract class Worker<In = any, Out = unknown> {
   #readyOwed = false;
   #settings: WorkerSettings | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
+  /** Something left since the last heartbeat interval (see #startHeartbeats). */
+  #sentSinceBeat = false;
   #lastHeard = Date.now();
   #coordinatorSilent = false;
   readonly #watchdog = new Watchdog();
@@ -510,12 +512,13 @@ export abstract class Worker<In = any, Out = unknown> {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => {
       if (this.#state !== 'registered' && this.#state !== 'stopping') return;
-      this.#send({ t: 'heartbeat' });
       const liveness = this.#settings?.livenessMs ?? this.options.livenessMs;
       if (!this.#coordinatorSilent && Date.now() - this.#lastHeard > liveness) {
         this.#coordinatorSilent = true;
         this.log.warn({ connect: this.options.connect }, 'the coordinator has gone silent; waiting for it to come back');
       }
+      if (heartbeatDue(this.#sentSinceBeat, ms, liveness)) this.#send({ t: 'heartbeat' });
+      this.#sentSinceBeat = false;
     }, ms);
     this.#heartbeat.unref();
   }
@@ -529,6 +532,7 @@ export abstract class Worker<In = any, Out = unknown> {
 
   #send(env: Envelope): void {
     const sock = this.#sock!;
+    this.#sentSinceBeat = true;
     this.#out.push(encode(env));
     // The first send goes out now, in this call: no promise hop when nothing else is being sent.
     this.#writing ??= this.#write(sock);
@@ -601,6 +605,18 @@ export abstract class Worker<In = any, Out = unknown> {
     this.log.info({ signal }, 'stopping after the current task');
     this.stop();
   }
+}
+
+/**
+ * Whether a worker's heartbeat is worth sending at this beat. Any message shows the coordinator
+ * that the worker is alive, and the coordinator's answers to it show the worker that the
+ * coordinator is there: a worker that sent something since the last beat skips this one (1,000 busy
+ * workers would otherwise send 1,000 a second, and get as many answers). The coordinator then
+ * hears from it at least every two intervals, so skipping is only safe when that is well within
+ * livenessMs: timer jitter must not make a worker look silent.
+ */
+export function heartbeatDue(sentSinceLastBeat: boolean, intervalMs: number, livenessMs: number): boolean {
+  return !sentSinceLastBeat || livenessMs < 3 * intervalMs;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
