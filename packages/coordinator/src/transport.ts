@@ -67,12 +67,22 @@ export class RouterTransport {
   readonly #out = new Deque<Buffer[]>();
   #writing: Promise<void> | null = null;
   #closed = false;
+  /**
+   * Held for as long as this transport lives, though nothing reads it. zeromq.js keeps a private
+   * Context alive only through its open sockets, not through a socket's observer: once the ROUTER
+   * closed, V8 could collect the Context and shut it down before the observer had read its
+   * monitor-stopped event, and the observer then never ended, its pending receive keeping the
+   * process alive. A loop that starts a CURVE coordinator, refuses a plaintext worker and closes
+   * both hung or left an observer open about once in 35 rounds without this field, never in 210
+   * with it (scripts/open-sockets.mjs names what is left open).
+   */
+  readonly #context: zmq.Context;
 
   constructor(settings: RouterSettings, handlers: RouterHandlers) {
     this.#handlers = handlers;
     this.#curve = settings.curve ?? null;
     this.#young = settings.young;
-    const context = this.#curve ? new zmq.Context() : zmq.context;
+    const context = (this.#context = this.#curve ? new zmq.Context() : zmq.context);
     this.#sock = new zmq.Router({
       context,
       // A send to a peer that is gone fails (EHOSTUNREACH) instead of vanishing, and one to a peer
