@@ -585,6 +585,9 @@ export class Farm {
   }
 
   #remove(w: WorkerRecord, reason: LeaveReason, now: number): void {
+    // Told to exit, holding nothing, it hung up: it did as it was told, its bye lost as its process
+    // ended (a process of several workers exits once the last is done). Not a loss to alert on.
+    if (reason === 'disconnected' && w.state === 'terminating' && inFlight(w) === 0) reason = 'bye';
     let task = w.task;
     // A worker that died after its task's timeout was most likely recycled for ignoring it: that is
     // the task's failure (retried or failed per policy), not a loss to run again as it was.

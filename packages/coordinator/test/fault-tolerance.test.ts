@@ -160,6 +160,27 @@ t.test('a worker recycled for ignoring its timeout: the task fails as timed out,
   t.equal((q.getCompletedWork()[0] as TaskError).code, 'ETIMEDOUT');
 });
 
+t.test('a worker told to terminate that hangs up without its bye left as told; one holding a task is lost', async (t) => {
+  const left: string[] = [];
+  const host = new InMemoryHost(1, {}, { left: (w, reason) => void left.push(`${w.rank}:${reason}`) });
+  const m = new Master([1, 2], { coordinator: host });
+  const q = new WorkQueue(m);
+  host.join('p1', 1);
+  host.join('p2', 2);
+  q.addWork('long');
+  q.doWork();
+  const busy = host.farm.worker(1)?.state === 'busy' ? 'p1' : 'p2';
+  const idle = busy === 'p1' ? 'p2' : 'p1';
+  void m.terminateWorkers();
+  host.flush();
+  t.match(host.lastTo(idle), { t: 'terminate' }, 'both are told to terminate');
+  t.match(host.lastTo(busy), { t: 'terminate' });
+  host.disconnect(idle);
+  host.disconnect(busy);
+  t.same(left, [`${idle === 'p1' ? 1 : 2}:bye`, `${busy === 'p1' ? 1 : 2}:disconnected`], 'the idle one left (its bye lost with its process), the busy one was lost');
+  t.equal(q.queued, 1, 'and the task it held is queued again');
+});
+
 t.test('an idle worker silent past livenessMs is lost; a busy one is not', async (t) => {
   const host = new InMemoryHost();
   const q = new WorkQueue(new Master([1, 2], { coordinator: host }));

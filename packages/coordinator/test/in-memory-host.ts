@@ -6,6 +6,7 @@
 import { encodePayload, type Envelope, type Key, type WorkerMessage } from '@taskfarm/protocol';
 import { Farm } from '../src/farm.ts';
 import type { Journal } from '../src/journal.ts';
+import type { CoordinatorObserver } from '../src/observer.ts';
 import type { FarmHost, Master, Supply, WaitOptions } from '../src/master.ts';
 import { DEFAULT_WINDOW, type WindowSettings } from '../src/window.ts';
 
@@ -16,10 +17,10 @@ export class InMemoryHost implements FarmHost {
   #waiters: Array<(v: boolean) => void> = [];
   now = 0;
 
-  constructor(firstFreeRank = 1, window?: Partial<WindowSettings>) {
+  constructor(firstFreeRank = 1, window?: Partial<WindowSettings>, observer?: CoordinatorObserver) {
     this.farm = new Farm(
       { heartbeatMs: 1000, livenessMs: 3000, maxMessageBytes: 1 << 20 },
-      { firstFreeRank, clock: () => this.now, window: { ...DEFAULT_WINDOW, ...window } },
+      { firstFreeRank, clock: () => this.now, window: { ...DEFAULT_WINDOW, ...window }, ...(observer ? { observer } : {}) },
     );
   }
 
