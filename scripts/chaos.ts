@@ -28,7 +28,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { FileJournal } from '../packages/coordinator/src/journal.ts';
 import { DEFAULTS as COORDINATOR_DEFAULTS } from '../packages/coordinator/src/options.ts';
-import { netnsUnavailable, twoHosts, type TwoHosts } from '../packages/taskfarm/test/fixtures/netns.ts';
+import { hostsUnavailable, makeHosts } from '../test/helpers/hosts.ts';
 import { prng, startApp, type App } from '../packages/taskfarm/test/processes.ts';
 
 const HELP = `pnpm chaos [options]: a large job under worker kills, a partition and a coordinator restart
@@ -90,12 +90,16 @@ const alive = (app: App) => app.child.exitCode === null && app.child.signalCode 
 
 // --- what can be broken here --------------------------------------------------------------------
 
-let net: TwoHosts | null = null;
+/** Host A (the coordinator and most workers) and host B (the worker that gets partitioned), as network namespaces. */
+let net: { a: string; b: string; addressA: string; down(): void; up(): void; destroy(): void } | null = null;
 if (flags['no-partition']) say('partition: off (--no-partition)');
 else {
-  const why = await netnsUnavailable();
+  const why = hostsUnavailable();
   if (why) say(`partition: SKIPPED: ${why}; run as root on Linux with iproute2 to include it`);
-  else net = await twoHosts();
+  else {
+    const hosts = makeHosts(1);
+    net = { a: hosts.coordinator, b: hosts.workers[0]!, addressA: hosts.coordAddresses[0]!, down: () => hosts.cut(0), up: () => hosts.mend(0), destroy: hosts.destroy };
+  }
 }
 const hasJournal = 'journal' in COORDINATOR_DEFAULTS;
 let journalDir: string | null = null;
@@ -187,7 +191,7 @@ async function cleanup(): Promise<void> {
   await Promise.race([Promise.all(all.map((a) => a.exited)), sleep(3000)]);
   for (const app of all.filter(alive)) app.child.kill('SIGKILL');
   await Promise.all(all.map((a) => a.exited));
-  await net?.destroy();
+  net?.destroy();
   if (journalDir) rmSync(journalDir, { recursive: true, force: true });
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -260,13 +264,13 @@ async function partition(): Promise<void> {
   const victim = partitioned;
   const rank = rankOf(victim.child.pid!);
   const [coordinatorFrom, workerFrom] = [coordinator.stderr.length, victim.stderr.length];
-  await net.down();
+  net.down();
   partitions++;
   say(`partition: link to the worker in ${net.b} (pid ${victim.child.pid}, rank ${rank ?? '?'}) down for ${PARTITION_MS} ms`);
   await sleep(PARTITION_MS);
   const lost = linesAfter(coordinator.stderr, coordinatorFrom, new RegExp(`"rank":${rank},`), /"msg":"worker lost"/).length > 0;
   const ended = finished;
-  await net.up();
+  net.up();
   if (ended) return say('partition: link up; the job had ended meanwhile');
   // Back: it registers again (the same rank if still free) and the coordinator says it joined.
   const isBack = () =>

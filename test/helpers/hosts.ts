@@ -1,9 +1,11 @@
 /**
- * "Hosts" for the multi-host test: network namespaces on this machine, a coordinator host joined to
- * each worker host by a veth link, with private test addresses (10.77.x.y) that exist only inside
- * these namespaces. Each worker host resolves the name `coord` to the coordinator's end of its link
- * (/etc/netns/NAME/hosts, which `ip netns exec` mounts over /etc/hosts). Names are unique per run;
- * destroy() (also run on exit) kills what runs inside and deletes the namespaces (and so the links).
+ * "Hosts" for the multi-host and partition tests: network namespaces on this machine, a coordinator
+ * host joined to each worker host by a veth link, with private test addresses (10.77.x.y) that
+ * exist only inside these namespaces (the root namespace is not touched). Each worker host resolves
+ * the name `coord` to the coordinator's end of its link (/etc/netns/NAME/hosts, which `ip netns
+ * exec` mounts over /etc/hosts). A link is cut by taking its worker-host end down, and mended by
+ * bringing it up. Needs root and iproute2. Names are unique per run; destroy() (also run on exit)
+ * kills what runs inside and deletes the namespaces (and so the links).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +13,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 const PREFIX = 'tfhost';
 const NAME = new RegExp(`^${PREFIX}-(\\d+)-[0-9a-f]+-\\w+$`);
+/** Each worker host's end of its link (interface names need only be unique inside a namespace). */
+const WORKER_END = 'tfw0';
 
 function ip(...args: string[]): string {
   try {
@@ -47,6 +51,11 @@ export interface Hosts {
   workers: string[];
   /** The coordinator's address on each worker host's link, in order. */
   coordAddresses: string[];
+  /** Cuts worker host i's link (its end goes down: it loses its route to the coordinator, which loses carrier). */
+  cut(i: number): void;
+  /** Mends it. */
+  mend(i: number): void;
+  /** Kills what still runs inside, deletes the namespaces. Idempotent. */
   destroy(): void;
 }
 
@@ -84,7 +93,7 @@ export function makeHosts(workerHosts: number): Hosts {
     }
     workers.forEach((ns, i) => {
       const here = `tfc${i + 1}`;
-      const there = 'tfw0';
+      const there = WORKER_END;
       const subnet = `10.77.${base + i}`;
       ip('-n', coordinator, 'link', 'add', here, 'type', 'veth', 'peer', 'name', there, 'netns', ns);
       ip('-n', coordinator, 'addr', 'add', `${subnet}.1/24`, 'dev', here);
@@ -98,7 +107,8 @@ export function makeHosts(workerHosts: number): Hosts {
     destroy();
     throw err;
   }
-  return { coordinator, workers, coordAddresses, destroy };
+  const link = (i: number, state: 'up' | 'down') => void ip('-n', workers[i]!, 'link', 'set', WORKER_END, state);
+  return { coordinator, workers, coordAddresses, cut: (i) => link(i, 'down'), mend: (i) => link(i, 'up'), destroy };
 }
 
 function kill(pid: number): void {

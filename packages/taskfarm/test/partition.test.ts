@@ -9,11 +9,11 @@
  * SIGUSR2. Outside CI the test is skipped where namespaces cannot be made; in CI that fails.
  */
 import t from 'tap';
-import { netnsUnavailable, twoHosts } from './fixtures/netns.ts';
+import { hostsUnavailable, makeHosts } from '../../../test/helpers/hosts.ts';
 import { parseSummary, startApp, type App } from './processes.ts';
 
 const TASKS = 10;
-const unavailable = await netnsUnavailable();
+const unavailable = hostsUnavailable();
 const inCI = process.env.CI === 'true';
 
 t.test(
@@ -21,12 +21,14 @@ t.test(
   { skip: unavailable && !inCI ? `network namespaces are not available: ${unavailable}` : false },
   async (t) => {
     if (unavailable) return void t.fail(`CI needs network namespaces for this test: ${unavailable}`);
-    const net = await twoHosts();
+    // Host A runs the coordinator (and W2), host B runs W1, behind the link that is cut.
+    const hosts = makeHosts(1);
+    const [a, b] = [hosts.coordinator, hosts.workers[0]!];
     const apps: Array<[string, App]> = [];
     t.teardown(async () => {
       for (const [, app] of apps) app.child.kill('SIGKILL');
       await Promise.all(apps.map(([, app]) => app.exited));
-      await net.destroy();
+      hosts.destroy();
       if (!t.passing()) for (const [name, app] of apps) t.comment(`${name} stdout:\n${app.stdout}\n${name} stderr:\n${app.stderr}`);
     });
     const start = (name: string, env: NodeJS.ProcessEnv, netns: string) => {
@@ -36,20 +38,20 @@ t.test(
     };
 
     // Plaintext on a link between our own namespaces (a non-loopback bind needs TASKFARM_INSECURE).
-    const bind = { TASKFARM_BIND: `tcp://${net.addressA}:*`, TASKFARM_INSECURE: '1' };
-    const coordinator = start('coordinator', { ...bind, TASKS: String(TASKS), HOLD: '1' }, net.a);
+    const bind = { TASKFARM_BIND: `tcp://${hosts.coordAddresses[0]}:*`, TASKFARM_INSECURE: '1' };
+    const coordinator = start('coordinator', { ...bind, TASKS: String(TASKS), HOLD: '1' }, a);
     const [, endpoint] = await coordinator.waitFor(/^endpoint (\S+)$/m);
     const workerEnv = { TASKFARM_CONNECT: endpoint!, TASKFARM_ROLE: 'worker', ANNOUNCE: '1' };
 
     // W1 alone first, so that it takes the first task; it holds it until SIGUSR2.
-    const w1 = start('W1', { ...workerEnv, BLOCK: '1' }, net.b);
+    const w1 = start('W1', { ...workerEnv, BLOCK: '1' }, b);
     const [, blocked] = await w1.waitFor(/^blocked (\d+)$/m);
     const [, w1Rank] = await w1.waitFor(/"rank":(\d+).*"msg":"registered"/, 'stderr');
     // W2 is registered before the cut, so rank W1 held stays free for it while it is away.
-    const w2 = start('W2', workerEnv, net.a);
+    const w2 = start('W2', workerEnv, a);
     await w2.waitFor(/"msg":"registered"/, 'stderr');
 
-    await net.down();
+    hosts.cut(0);
     const [lost] = await coordinator.waitFor(new RegExp(`\\{[^\\n]*"rank":${w1Rank},[^\\n]*"msg":"worker lost"[^\\n]*`), 'stderr');
     t.match(lost, /"reason":"disconnected"/, 'W1 is declared lost when its connection dies');
     const [, taskId] = /"requeued":\{"id":(\d+),"attempt":1\}/.exec(lost) ?? [];
@@ -59,7 +61,7 @@ t.test(
     await coordinator.waitFor(/^held$/m);
     t.pass('every result has reached the application');
 
-    await net.up();
+    hosts.mend(0);
     await w1.waitFor(/"msg":"registered again"/, 'stderr');
     const joins = coordinator.stderr.match(new RegExp(`"rank":${w1Rank},"host":"[^"]*","pid":${w1.child.pid},"msg":"worker joined"`, 'g'));
     t.equal(joins?.length, 2, 'W1 registers again, with its old rank');
