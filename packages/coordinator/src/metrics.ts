@@ -39,13 +39,10 @@ export interface MetricsSource {
   readonly observers: { add(observer: CoordinatorObserver): () => void };
 }
 
-/** Per task type, since the coordinator started. */
-export interface TaskTypeStatus {
-  /** The label value (`default` for tasks without a type). */
-  taskType: string;
+/** A task type's counts since the coordinator started: what the per-type counters expose, and /status. */
+export interface TypeCounts {
   /** Waiting in a queue (including requeued tasks and retries waiting out their backoff). */
   queued: number;
-  inFlight: number;
   /** Tasks that entered a queue, plus tasks sent directly with Master.run(). */
   submitted: number;
   /** Attempts that succeeded. */
@@ -56,6 +53,13 @@ export interface TaskTypeStatus {
   requeued: number;
   /** Ended without a result from a worker: cancelled, or given up after too many lost workers. */
   abandoned: number;
+}
+
+/** Per task type, since the coordinator started. */
+export interface TaskTypeStatus extends TypeCounts {
+  /** The label value (`default` for tasks without a type). */
+  taskType: string;
+  inFlight: number;
 }
 
 export interface WorkerStatus {
@@ -98,16 +102,6 @@ interface TypeSeries {
   readonly wait: HotSeries;
   /** Its busy-seconds entry per rank (the one #busy holds). */
   readonly busy: Map<number, { rank: string; taskType: string; seconds: number }>;
-}
-
-interface TypeCounts {
-  queued: number;
-  submitted: number;
-  completed: number;
-  failed: number;
-  retried: number;
-  requeued: number;
-  abandoned: number;
 }
 
 export class FarmMetrics {
