@@ -34,9 +34,13 @@ export class AffinityQueue {
     this.#length++;
   }
 
-  /** Puts a task back at the head of its queue (work lost with a worker runs next). */
-  unshift(task: Task): void {
-    (this.#queueFor(task.resource) ?? this.#anonymous).unshift(task);
+  /**
+   * Puts a task back near the head of its queue (work lost with a worker, handed back or retried
+   * runs next): before every queued task that was added after it. Tasks handed back one by one
+   * (a recall's answers) so keep the order they were added in, instead of reversing it.
+   */
+  requeue(task: Task): void {
+    (this.#queueFor(task.resource) ?? this.#anonymous).insertBefore(task, (other) => other.id > task.id);
     this.#length++;
   }
 

@@ -79,8 +79,8 @@ export class WorkQueue implements Driver {
     this.policy = resolvePolicy(policy);
     master.onWorkerGone = (rank, running, waiting, reason) => {
       this.#queue.release(rank);
-      // Back at the head in the order they were sent: the unstarted ones were never at risk.
-      for (let i = waiting.length - 1; i >= 0; i--) this.#lost(waiting[i]!, true);
+      // Back at the head in the order they were queued: the unstarted ones were never at risk.
+      for (const task of waiting) this.#lost(task, true);
       if (running) this.#lost(running, reason === 'bye');
     };
     master.onTaskReturned = (_rank, task) => this.#lost(task, true);
@@ -314,7 +314,7 @@ export class WorkQueue implements Driver {
       return;
     }
     task.attempt++;
-    this.#queue.unshift(task);
+    this.#queue.requeue(task);
     this.counts.requeued++;
     this.master.host.farm.observer.requeued?.(task);
   }
@@ -324,7 +324,7 @@ export class WorkQueue implements Driver {
     const now = this.master.host.farm.now();
     let n = 0;
     while (n < this.#delayed.length && this.#delayed[n]!.notBefore <= now) n++;
-    for (const task of this.#delayed.splice(0, n).reverse()) this.#queue.unshift(task);
+    for (const task of this.#delayed.splice(0, n)) this.#queue.requeue(task);
   }
 
   /** Whether a failed task gets another run; if so, it waits out its backoff first. */

@@ -54,17 +54,26 @@ t.test('a task without resource releases what the worker held', async (t) => {
   t.equal(q.pick(2)!.kind, 'unheld');
 });
 
-t.test('unshift puts requeued work first; release frees the resource', async (t) => {
+t.test('requeue puts work back before what was queued after it; release frees the resource', async (t) => {
   const q = new AffinityQueue();
   const first = task('A'), second = task('A');
   q.push(first);
   q.push(second);
   const picked = q.pick(1)!.task;
   t.equal(picked, first);
-  q.unshift(picked);
+  q.requeue(picked);
   t.equal(q.pick(1)!.task, first, 'requeued task runs before the rest');
   q.release(1);
   t.equal(q.pick(2)!.kind, 'unheld', 'a departed worker no longer holds its resource');
+});
+
+t.test('tasks requeued one by one keep the order they were queued in, whatever order they come back in', async (t) => {
+  const q = new AffinityQueue();
+  const tasks = Array.from({ length: 6 }, () => task(null));
+  tasks.forEach((x) => q.push(x));
+  const out = [q.pick(1)!.task, q.pick(1)!.task, q.pick(1)!.task, q.pick(1)!.task];
+  for (const i of [1, 3, 0, 2]) q.requeue(out[i]!);
+  t.same(Array.from({ length: 6 }, () => q.pick(1)!.task.id), tasks.map((x) => x.id), 'the queue is as it was');
 });
 
 t.test('FIFO within a queue over many tasks, and many resources', async (t) => {

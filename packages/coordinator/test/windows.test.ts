@@ -264,3 +264,28 @@ t.test('a long task does not strand the tasks behind it: they are asked back and
   t.same(got.filter((r) => ids.includes(r.id)).map((r) => [r.id, r.ok]).sort(), ids.map((id) => [id, true]).sort(), 'every task completes once, none failed');
   t.ok(queue.done());
 });
+
+t.test('tasks asked back unstarted go back to the queue in the order they were queued', async (t) => {
+  const { host, queue } = setup([0]);
+  host.join('p1', null, 8);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'));
+  for (let i = 1; i <= 4; i++) queue.addWork(`t${i}`);
+  queue.doWork();
+  const [, , ...waiting] = host.worksTo('p1');
+  t.equal(waiting.length, 3, 'one task runs on p1, three wait behind it');
+  host.join('p2');
+  host.now += 150;
+  host.farm.tick(host.now, 0);
+  host.flush();
+  // Each answer is a message of its own, in the order the cancels were sent.
+  for (const w of waiting) host.deliver('p1', { t: 'error', id: w.id, attempt: 1, error: { name: 'TaskAbortedError', message: 'cancelled', code: 'ECANCELLED' } });
+  const order: number[] = [];
+  for (let i = 0; i < waiting.length; i++) {
+    queue.doWork();
+    const w = host.workOf('p2');
+    order.push(w.id);
+    host.deliver('p2', { t: 'result', id: w.id, attempt: w.attempt, payload: encodePayload(null), us: 1_000_000 });
+  }
+  t.same(order, waiting.map((w) => w.id), 'p2 runs them in their first order');
+});

@@ -31,6 +31,22 @@ export class Deque<T> {
     this.#size++;
   }
 
+  /**
+   * Puts an item before the first one for which `after` is true (at the end if none is): O(items
+   * passed). For requeued work, which belongs near the head.
+   */
+  insertBefore(item: T, after: (other: T) => boolean): void {
+    this.unshift(item);
+    const n = this.#buf.length;
+    for (let i = 0; i < this.#size - 1; i++) {
+      const here = (this.#head + i) % n;
+      const next = (this.#head + i + 1) % n;
+      if (after(this.#buf[next] as T)) return;
+      this.#buf[here] = this.#buf[next];
+      this.#buf[next] = item;
+    }
+  }
+
   shift(): T | undefined {
     if (this.#size === 0) return undefined;
     const item = this.#buf[this.#head];
