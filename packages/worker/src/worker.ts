@@ -178,6 +178,8 @@ export abstract class Worker<In = any, Out = unknown> {
       await this.#watchdog.stop();
       await this.#flushed();
       sock.close();
+      // However run() ended (a refused registration leaves it 'connecting'): stop() is a no-op now.
+      this.#state = 'stopped';
     }
   }
 
