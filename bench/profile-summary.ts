@@ -1,7 +1,8 @@
 /**
- * `node --import tsx bench/profile-summary.ts FILE.cpuprofile [top]`: the functions of a V8 CPU
- * profile (node --cpu-prof) by self and by inclusive time, the summary bench/RESULTS.md's profile
- * sections are made from. Functions are named with their file and line; tsx-compiled files are one
+ * `node --import tsx bench/profile-summary.ts FILE.cpuprofile [top] [lastMs]`: the functions of a
+ * V8 CPU profile (node --cpu-prof) by self and by inclusive time, the summary bench/RESULTS.md's
+ * profile sections are made from. With lastMs, only the profile's last lastMs ms count: the run,
+ * without the process's start-up (module loading, worker spawn). Functions are named with their file and line; tsx-compiled files are one
  * line long, so time inside a function is found by timing inside a real run, not here.
  */
 import { readFileSync } from 'node:fs';
@@ -17,9 +18,9 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, lastArg] = process.argv.slice(2);
 if (!file) {
-  console.error('usage: bench/profile-summary.ts FILE.cpuprofile [top]');
+  console.error('usage: bench/profile-summary.ts FILE.cpuprofile [top] [lastMs]');
   process.exit(2);
 }
 const top = Number(topArg ?? 40);
@@ -32,9 +33,14 @@ const name = (n: ProfileNode) => `${n.callFrame.functionName || '(anonymous)'} $
 const self = new Map<string, number>();
 const inclusive = new Map<string, number>();
 let total = 0;
+const span = profile.timeDeltas.reduce((a, b) => a + b, 0);
+const from = lastArg === undefined ? -Infinity : span - Number(lastArg) * 1000;
+let at = 0;
 profile.samples.forEach((id, i) => {
+  at += profile.timeDeltas[i] ?? 0;
   // A sample's time is the delta to the next sample.
   const dt = profile.timeDeltas[i + 1] ?? 0;
+  if (at < from) return;
   total += dt;
   const leaf = byId.get(id)!;
   self.set(name(leaf), (self.get(name(leaf)) ?? 0) + dt);
