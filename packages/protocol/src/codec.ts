@@ -10,6 +10,7 @@ import {
   type WorkerMessage,
   type WorkerSettings,
 } from './envelopes.ts';
+import { encodeResultsHeader, encodeTasksHeader, readBatchHeader } from './batch-header.ts';
 import { PayloadError, ProtocolError } from './errors.ts';
 
 // Plain msgpack maps (no msgpackr records) so that any msgpack library can read our frames.
@@ -273,12 +274,12 @@ export function encode(env: Envelope): Frame[] {
       return [packr.pack(header), asFrame(env.payload)];
     }
     case 'tasks': {
-      const entries = env.tasks.map((w) => [w.id, w.attempt, w.type, w.resource, w.timeoutMs, w.payload.length]);
-      return [packr.pack({ v: PROTOCOL_VERSION, t: 'tasks', tasks: entries }), concat(env.tasks.map((w) => w.payload))];
+      const header = encodeTasksHeader(env.tasks) ?? packr.pack({ v: PROTOCOL_VERSION, t: 'tasks', tasks: env.tasks.map((w) => [w.id, w.attempt, w.type, w.resource, w.timeoutMs, w.payload.length]) });
+      return [header, concat(env.tasks.map((w) => w.payload))];
     }
     case 'results': {
-      const entries = env.results.map((r) => [r.id, r.attempt, r.payload.length]);
-      return [packr.pack({ v: PROTOCOL_VERSION, t: 'results', seq: env.seq, us: env.us, results: entries }), concat(env.results.map((r) => r.payload))];
+      const header = encodeResultsHeader(env.seq, env.us, env.results) ?? packr.pack({ v: PROTOCOL_VERSION, t: 'results', seq: env.seq, us: env.us, results: env.results.map((r) => [r.id, r.attempt, r.payload.length]) });
+      return [header, concat(env.results.map((r) => r.payload))];
     }
     default:
       return [packr.pack({ v: PROTOCOL_VERSION, ...env })];
@@ -443,6 +444,14 @@ function at<T>(e: unknown[], i: number, name: string, check: Check<T>, where: st
 }
 
 function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: number[]): Envelope {
+  return readBatchHeader(frame, allowed, lengths, MAX_BATCH_ENTRIES) ?? decodeAnyHeader(frame, allowed, lengths);
+}
+
+/**
+ * Any header, through msgpackr: every envelope type, every msgpack form, and every error. Exported
+ * for the tests that hold batch-header.ts's fast path to it; the decoders above are the API.
+ */
+export function decodeAnyHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: number[]): Envelope {
   let raw: unknown;
   try {
     raw = packr.unpack(frame);
