@@ -51,23 +51,39 @@ export interface CoordinatorObserver {
 type Callback = keyof CoordinatorObserver;
 const CALLBACKS: Callback[] = ['joined', 'left', 'rejected', 'dropped', 'protocolError', 'queued', 'dispatched', 'finished', 'requeued', 'retried', 'moved', 'abandoned', 'authFailed', 'allowListLoaded'];
 
-/** Fans every callback out to the observers added to it. */
+/** Every callback takes at most four arguments (`left`, `finished`). */
+type Fn = (a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void;
+
+/**
+ * Fans every callback out to the observers added to it. `dispatched` and `finished` run for every
+ * task, and most observers implement neither: each callback calls only the observers that have it,
+ * as they had it when added, with its arguments as they are (no rest array, no spread).
+ */
 export class ObserverList implements CoordinatorObserver {
-  readonly #list: CoordinatorObserver[] = [];
+  readonly #fns = new Map<Callback, Fn[]>();
 
   constructor() {
     for (const name of CALLBACKS) {
-      (this as Record<Callback, unknown>)[name] = (...args: unknown[]) => {
-        for (const o of this.#list) (o[name] as ((...a: unknown[]) => void) | undefined)?.(...args);
+      const fns: Fn[] = [];
+      this.#fns.set(name, fns);
+      (this as Record<Callback, unknown>)[name] = (a?: unknown, b?: unknown, c?: unknown, d?: unknown) => {
+        for (let i = 0; i < fns.length; i++) fns[i]!(a, b, c, d);
       };
     }
   }
 
+  /** Adds `o`; the function returned takes it out again. */
   add(o: CoordinatorObserver): () => void {
-    this.#list.push(o);
+    const mine: Array<[Fn[], Fn]> = [];
+    for (const [name, fns] of this.#fns) {
+      const method = o[name] as Fn | undefined;
+      if (typeof method !== 'function') continue;
+      const fn = method.bind(o) as Fn;
+      fns.push(fn);
+      mine.push([fns, fn]);
+    }
     return () => {
-      const i = this.#list.indexOf(o);
-      if (i >= 0) this.#list.splice(i, 1);
+      for (const [fns, fn] of mine.splice(0)) fns.splice(fns.indexOf(fn), 1);
     };
   }
 }
