@@ -545,13 +545,14 @@ class MetricsObserver implements CoordinatorObserver {
     this.m.record({ kind: 'protocolError', code });
   }
   queued(task: Task): void {
-    this.m.enqueued(task, 'queued', this.farm.now());
+    // Run for every task: no clock reading, which a first queueing does not use.
+    this.m.enqueued(task, 'queued', task.queuedAt);
   }
   dispatched(_w: WorkerRecord, task: Task, kind: DispatchKind): void {
     this.m.dispatched(task, kind);
   }
-  finished(w: WorkerRecord, task: Task, ok: boolean): void {
-    this.m.ended(w, task, ok, this.farm.now());
+  finished(w: WorkerRecord, task: Task, ok: boolean, now: number): void {
+    this.m.ended(w, task, ok, now);
   }
   requeued(task: Task): void {
     this.m.enqueued(task, 'requeued', this.farm.now());
