@@ -155,9 +155,13 @@ export class WorkQueue implements Driver {
   /** Fills windows one task per worker per round, so that a short queue is spread over the workers. */
   #fill(): void {
     const slots = this.master.slots(this.#queue.length);
-    while (slots.length > 0) {
+    // The slots still open are kept at the front of the array, counted rather than cut off with
+    // `slots.length = open`: V8 trims an array's store in a runtime call, a tenth of a µs a pass.
+    let count = slots.length;
+    while (count > 0) {
       let open = 0;
-      for (const slot of slots) {
+      for (let i = 0; i < count; i++) {
+        const slot = slots[i]!;
         // Room shared by all workers (window.maxTotal) may have gone to the workers before this one.
         if (!this.master.hasRoom(slot.rank)) continue;
         const pick = this.#queue.pick(slot.rank);
@@ -167,7 +171,7 @@ export class WorkQueue implements Driver {
         slot.free = this.master.send(slot.rank, pick.task, pick.kind);
         if (slot.free > 0) slots[open++] = slot;
       }
-      slots.length = open;
+      count = open;
     }
   }
 
