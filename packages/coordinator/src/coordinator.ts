@@ -19,10 +19,42 @@ import { PEER_QUEUE_MESSAGES, RouterTransport } from './transport.ts';
 import { YoungCollector } from './young-gc.ts';
 import type { ZapRequest } from './zap.ts';
 
-interface Waiter {
-  resolve(changed: boolean): void;
-  reject(err: unknown): void;
-  cleanup(): void;
+/** An application waiting in waitForChange(): settled by the next change, a timer, an abort or close(). */
+class ChangeWaiter {
+  #timers: NodeJS.Timeout[] | null = null;
+  #signal: AbortSignal | null = null;
+  #onAbort: (() => void) | null = null;
+
+  constructor(
+    readonly resolve: (changed: boolean) => void,
+    readonly reject: (err: unknown) => void,
+    readonly waiters: Set<ChangeWaiter>,
+  ) {}
+
+  /** Runs `then` after `ms` unless settled first. */
+  after(ms: number, then: () => void): void {
+    (this.#timers ??= []).push(
+      setTimeout(() => {
+        this.cleanup();
+        then();
+      }, ms),
+    );
+  }
+
+  abortWith(signal: AbortSignal): void {
+    this.#signal = signal;
+    this.#onAbort = () => {
+      this.cleanup();
+      this.reject(signal.reason);
+    };
+    signal.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  cleanup(): void {
+    if (this.#timers) for (const t of this.#timers) clearTimeout(t);
+    if (this.#onAbort) this.#signal!.removeEventListener('abort', this.#onAbort);
+    this.waiters.delete(this);
+  }
 }
 
 /**
@@ -31,6 +63,8 @@ interface Waiter {
  * their own they were a fifth of all messages with 1,000 workers (every worker not refilled at once).
  */
 const ACK_DELAY_MS = 10;
+
+const RESOLVED = Promise.resolve();
 
 export class Coordinator implements FarmHost {
   readonly options: ResolvedOptions;
@@ -49,7 +83,7 @@ export class Coordinator implements FarmHost {
   /** With CURVE: the worker keys admitted (the allow-list); null in plaintext. */
   readonly allowList: AllowList | null;
   readonly #transport: RouterTransport;
-  readonly #waiters = new Set<Waiter>();
+  readonly #waiters = new Set<ChangeWaiter>();
   readonly #listeners = new Set<() => void>();
   readonly #masters = new Set<Master>();
   readonly #workerLogs = new Map<number, Logger>();
@@ -182,30 +216,34 @@ export class Coordinator implements FarmHost {
   flush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      const byPeer = new Map<PeerId, Envelope[]>();
-      for (const [peer, env] of this.farm.outbox.splice(0)) {
-        const envs = byPeer.get(peer);
-        if (envs) envs.push(env);
-        else byPeer.set(peer, [env]);
-      }
-      for (const [peer, envs] of byPeer) {
-        const acks = this.#pendingAcks.get(peer);
-        if (envs.every((e) => e.t === 'ack' || e.t === 'receipt')) {
-          if (acks) acks.push(...envs);
-          else this.#pendingAcks.set(peer, envs);
-          if (!this.#acksScheduled) {
-            this.#acksScheduled = true;
-            setTimeout(() => this.#sendAcks(), ACK_DELAY_MS).unref();
-          }
-          continue;
-        }
-        this.#pendingAcks.delete(peer);
-        this.#send(peer, acks ? [...acks, ...envs] : envs);
-      }
-    });
+    // A promise job rather than queueMicrotask(), which wraps each callback in an AsyncResource:
+    // this runs at least once per message sent.
+    RESOLVED.then(this.#flushNow);
   }
+
+  readonly #flushNow = (): void => {
+    this.#flushScheduled = false;
+    const byPeer = new Map<PeerId, Envelope[]>();
+    for (const [peer, env] of this.farm.outbox.splice(0)) {
+      const envs = byPeer.get(peer);
+      if (envs) envs.push(env);
+      else byPeer.set(peer, [env]);
+    }
+    for (const [peer, envs] of byPeer) {
+      const acks = this.#pendingAcks.get(peer);
+      if (envs.every((e) => e.t === 'ack' || e.t === 'receipt')) {
+        if (acks) acks.push(...envs);
+        else this.#pendingAcks.set(peer, envs);
+        if (!this.#acksScheduled) {
+          this.#acksScheduled = true;
+          setTimeout(() => this.#sendAcks(), ACK_DELAY_MS).unref();
+        }
+        continue;
+      }
+      this.#pendingAcks.delete(peer);
+      this.#send(peer, acks ? [...acks, ...envs] : envs);
+    }
+  };
 
   #sendAcks(): void {
     this.#acksScheduled = false;
@@ -223,39 +261,16 @@ export class Coordinator implements FarmHost {
     const s = supply();
     if (s === 'none') return Promise.reject(new NoWorkersError('no worker ranks: this job has no workers to run its tasks (did you start it with -n 1?)'));
     options.signal?.throwIfAborted();
+    // A wait per application loop turn (and per submit() round trip): timers and the abort
+    // listener are made only when asked for.
     return new Promise<boolean>((resolve, reject) => {
-      const timers: NodeJS.Timeout[] = [];
-      const onAbort = () => {
-        waiter.cleanup();
-        reject(options.signal!.reason);
-      };
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        cleanup: () => {
-          for (const t of timers) clearTimeout(t);
-          options.signal?.removeEventListener('abort', onAbort);
-          this.#waiters.delete(waiter);
-        },
-      };
+      const waiter = new ChangeWaiter(resolve, reject, this.#waiters);
       if (s === 'absent' && this.options.workerWaitMs > 0) {
         const ms = this.options.workerWaitMs;
-        timers.push(
-          setTimeout(() => {
-            waiter.cleanup();
-            reject(new NoWorkersError(`no worker connected within ${ms} ms (workerWaitMs); is anything pointed at ${this.#endpoint ?? this.options.endpoint}?`));
-          }, ms),
-        );
+        waiter.after(ms, () => reject(new NoWorkersError(`no worker connected within ${ms} ms (workerWaitMs); is anything pointed at ${this.#endpoint ?? this.options.endpoint}?`)));
       }
-      if (options.timeoutMs !== undefined) {
-        timers.push(
-          setTimeout(() => {
-            waiter.cleanup();
-            resolve(false);
-          }, options.timeoutMs),
-        );
-      }
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.timeoutMs !== undefined) waiter.after(options.timeoutMs, () => resolve(false));
+      if (options.signal) waiter.abortWith(options.signal);
       this.#waiters.add(waiter);
     });
   }

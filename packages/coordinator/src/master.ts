@@ -333,11 +333,15 @@ export class Master implements FarmListener {
    */
   changed(options: WaitOptions = {}): Promise<boolean> {
     if (this.takeChange()) return Promise.resolve(true);
-    return this.host.waitForChange(options, () => this.supply()).then((changed) => {
-      this.takeChange();
-      return changed;
-    });
+    return this.host.waitForChange(options, this.#supplyNow).then(this.#afterWait);
   }
+
+  // Made once: changed() runs once per application loop turn, and per submit() round trip.
+  readonly #supplyNow = (): Supply => this.supply();
+  readonly #afterWait = (changed: boolean): boolean => {
+    this.takeChange();
+    return changed;
+  };
 
   /**
    * Whether anything happened to this Master's workers since the last call. changed() resolves at

@@ -234,12 +234,15 @@ export class WorkQueue implements Driver {
    * Runs one task and resolves with its result (rejects with its TaskError). `options.signal`
    * cancels it; the policy fields override the queue's for this task.
    */
-  submit(data: unknown, resourceId: Key | null = null, options: TaskOptions = {}): Promise<unknown> {
+  submit(data: unknown, resourceId: Key | null = null, options?: TaskOptions): Promise<unknown> {
     return this.#submit(data, resourceId, options)[1];
   }
 
-  #submit(data: unknown, resourceId: Key | null, options: TaskOptions): [number, Promise<unknown>] {
-    const { signal, ...policy } = options;
+  #submit(data: unknown, resourceId: Key | null, options: TaskOptions | undefined): [number, Promise<unknown>] {
+    let signal: AbortSignal | undefined;
+    let policy: AddOptions | undefined;
+    // Without options (the common case) no policy is resolved for the task: it takes the queue's.
+    if (options) ({ signal, ...policy } = options);
     signal?.throwIfAborted();
     const id = this.addWork(data, resourceId, policy);
     const p = new Promise<unknown>((resolve, reject) => this.#waiters.set(id, { resolve, reject }));
@@ -261,7 +264,7 @@ export class WorkQueue implements Driver {
     const submitted: Array<[number, Promise<unknown>]> = [];
     let i = 0;
     try {
-      for (const item of items) submitted.push(this.#submit(item, resourceOf ? resourceOf(item, i++) : null, {}));
+      for (const item of items) submitted.push(this.#submit(item, resourceOf ? resourceOf(item, i++) : null, undefined));
     } catch (err) {
       for (const [id, p] of submitted) {
         p.catch(() => {});
@@ -399,21 +402,23 @@ export class WorkQueue implements Driver {
   #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
-    void (async () => {
-      try {
-        for (;;) {
-          this.driver.doWork();
-          this.#collect();
-          if (this.#waiters.size === 0) return;
-          await this.driver.changed();
-        }
-      } catch (err) {
-        for (const w of this.#waiters.values()) w.reject(err);
-        this.#waiters.clear();
-      } finally {
-        this.#pumping = false;
+    void this.#pumpUntilSettled();
+  }
+
+  async #pumpUntilSettled(): Promise<void> {
+    try {
+      for (;;) {
+        this.driver.doWork();
+        this.#collect();
+        if (this.#waiters.size === 0) return;
+        await this.driver.changed();
       }
-    })();
+    } catch (err) {
+      for (const w of this.#waiters.values()) w.reject(err);
+      this.#waiters.clear();
+    } finally {
+      this.#pumping = false;
+    }
   }
 }
 

@@ -293,43 +293,61 @@ export function encode(env: Envelope): Frame[] {
  * BATCH_MAX_BYTES of payload: one header and one payload frame for many tasks instead of two each.
  */
 export function encodeMessages(envs: readonly Envelope[], batch: boolean): Frame[][] {
-  const messages: Frame[][] = [];
-  let message: Frame[] = [];
-  let bytes = 0;
-  const add = (frames: Frame[]) => {
-    let size = 0;
-    for (const f of frames) size += f.length;
-    // A receiver sees nothing of a message before all of it has arrived: large payloads go in
-    // messages of their own, so that a worker starts on the first while the next is on its way.
-    if (message.length > 0 && (message.length + frames.length > MAX_MESSAGE_FRAMES || bytes + size > BATCH_MAX_BYTES)) {
-      messages.push(message);
-      message = [];
-      bytes = 0;
-    }
-    for (const f of frames) message.push(f);
-    bytes += size;
-  };
+  const out = new MessageBuilder();
   let run: Work[] = [];
   let runBytes = 0;
-  const flushRun = () => {
-    if (run.length === 1) add(encode(run[0]!));
-    else if (run.length > 1) add(encode({ t: 'tasks', tasks: run }));
-    run = [];
-    runBytes = 0;
-  };
   for (const env of envs) {
     if (batch && env.t === 'work' && !env.raw && !env.resent && env.payload.length <= BATCH_INLINE_BYTES) {
-      if (run.length === BATCH_MAX_TASKS || runBytes + env.payload.length > BATCH_MAX_BYTES) flushRun();
+      if (run.length === BATCH_MAX_TASKS || runBytes + env.payload.length > BATCH_MAX_BYTES) {
+        out.addRun(run);
+        run = [];
+        runBytes = 0;
+      }
       run.push(env);
       runBytes += env.payload.length;
       continue;
     }
-    flushRun();
-    add(encode(env));
+    if (run.length > 0) {
+      out.addRun(run);
+      run = [];
+      runBytes = 0;
+    }
+    out.add(encode(env));
   }
-  flushRun();
-  if (message.length > 0) messages.push(message);
-  return messages;
+  out.addRun(run);
+  return out.done();
+}
+
+/** encodeMessages()'s messages as they fill (a class, not closures: it runs for every message sent). */
+class MessageBuilder {
+  readonly #messages: Frame[][] = [];
+  #message: Frame[] = [];
+  #bytes = 0;
+
+  /** A run of `work` envelopes: one as it is, more as a `tasks` batch. */
+  addRun(run: Work[]): void {
+    if (run.length === 1) this.add(encode(run[0]!));
+    else if (run.length > 1) this.add(encode({ t: 'tasks', tasks: run }));
+  }
+
+  add(frames: Frame[]): void {
+    let size = 0;
+    for (const f of frames) size += f.length;
+    // A receiver sees nothing of a message before all of it has arrived: large payloads go in
+    // messages of their own, so that a worker starts on the first while the next is on its way.
+    if (this.#message.length > 0 && (this.#message.length + frames.length > MAX_MESSAGE_FRAMES || this.#bytes + size > BATCH_MAX_BYTES)) {
+      this.#messages.push(this.#message);
+      this.#message = [];
+      this.#bytes = 0;
+    }
+    for (const f of frames) this.#message.push(f);
+    this.#bytes += size;
+  }
+
+  done(): Frame[][] {
+    if (this.#message.length > 0) this.#messages.push(this.#message);
+    return this.#messages;
+  }
 }
 
 function concat(parts: Uint8Array[]): Frame {
