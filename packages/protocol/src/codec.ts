@@ -10,7 +10,7 @@ import {
   type WorkerMessage,
   type WorkerSettings,
 } from './envelopes.ts';
-import { encodeResultsHeader, encodeTasksHeader, readBatchHeader } from './batch-header.ts';
+import { encodeHotHeader, encodeResultsHeader, encodeTasksHeader, readHotHeader } from './hot-headers.ts';
 import { PayloadError, ProtocolError } from './errors.ts';
 
 // Plain msgpack maps (no msgpackr records) so that any msgpack library can read our frames.
@@ -262,6 +262,8 @@ export function decodePayload(frame: Uint8Array): unknown {
 export function encode(env: Envelope): Frame[] {
   switch (env.t) {
     case 'work': {
+      const hot = encodeHotHeader(env);
+      if (hot) return [hot, asFrame(env.payload)];
       const header: Record<string, unknown> = { v: PROTOCOL_VERSION, t: 'work', id: env.id, attempt: env.attempt, type: env.type, resource: env.resource, timeoutMs: env.timeoutMs };
       if (env.raw) header.raw = true;
       if (env.resent) header.resent = true;
@@ -282,7 +284,7 @@ export function encode(env: Envelope): Frame[] {
       return [header, concat(env.results.map((r) => r.payload))];
     }
     default:
-      return [packr.pack({ v: PROTOCOL_VERSION, ...env })];
+      return [encodeHotHeader(env) ?? packr.pack({ v: PROTOCOL_VERSION, ...env })];
   }
 }
 
@@ -462,12 +464,12 @@ function at<T>(e: unknown[], i: number, name: string, check: Check<T>, where: st
 }
 
 function decodeHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: number[]): Envelope {
-  return readBatchHeader(frame, allowed, lengths, MAX_BATCH_ENTRIES) ?? decodeAnyHeader(frame, allowed, lengths);
+  return readHotHeader(frame, allowed, lengths, MAX_BATCH_ENTRIES) ?? decodeAnyHeader(frame, allowed, lengths);
 }
 
 /**
  * Any header, through msgpackr: every envelope type, every msgpack form, and every error. Exported
- * for the tests that hold batch-header.ts's fast path to it; the decoders above are the API.
+ * for the tests that hold hot-headers.ts's fast path to it; the decoders above are the API.
  */
 export function decodeAnyHeader(frame: Frame, allowed: ReadonlySet<string>, lengths: number[]): Envelope {
   let raw: unknown;

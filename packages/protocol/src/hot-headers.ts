@@ -1,6 +1,7 @@
 /**
- * The headers of `tasks` and `results`, the envelopes every task crosses the wire in, written and
- * read by hand: byte for byte what msgpackr writes (tested), without its generic machinery.
+ * The headers every task crosses the wire in, written and read by hand: `tasks` and `results`
+ * (batches), and a lone `work` with the `ack` or `receipt` that usually rides along with it. Byte
+ * for byte what msgpackr writes (tested), without its generic machinery.
  *
  * A worker process or a coordinator that has just started runs its code in V8's interpreter, and a
  * job of a few hundred or thousand tasks ends before that code is compiled: msgpackr's general
@@ -15,6 +16,9 @@
  */
 import { PROTOCOL_VERSION, type Envelope, type Result, type Work } from './envelopes.ts';
 
+/** The envelopes that take the fast path. */
+export type HotEnvelope = { t: 'ack'; id: number; attempt: number } | { t: 'receipt'; seq: number } | Work;
+
 // The constant part of each header: a map of 5 (results) or 3 (tasks) entries in msgpackr's form
 // (map16, as it writes every object), `v`, `t` and the name of the batch's array.
 const TYPE_KEYS = [0xa1, 0x76, PROTOCOL_VERSION, 0xa1, 0x74];
@@ -22,6 +26,17 @@ const RESULTS_NAME = [0xa7, ...Buffer.from('results')];
 const TASKS_NAME = [0xa5, ...Buffer.from('tasks')];
 const SEQ_KEY = [0xa3, ...Buffer.from('seq')];
 const US_KEY = [0xa2, ...Buffer.from('us')];
+const WORK_NAME = [0xa4, ...Buffer.from('work')];
+const ACK_NAME = [0xa3, ...Buffer.from('ack')];
+const RECEIPT_NAME = [0xa7, ...Buffer.from('receipt')];
+const ID_KEY = [0xa2, ...Buffer.from('id')];
+const ATTEMPT_KEY = [0xa7, ...Buffer.from('attempt')];
+const TYPE_KEY = [0xa4, ...Buffer.from('type')];
+const RESOURCE_KEY = [0xa8, ...Buffer.from('resource')];
+const TIMEOUT_KEY = [0xa9, ...Buffer.from('timeoutMs')];
+const WORK_HEAD = Buffer.from([0xde, 0x00, 0x07, ...TYPE_KEYS, ...WORK_NAME]);
+const ACK_HEAD = Buffer.from([0xde, 0x00, 0x04, ...TYPE_KEYS, ...ACK_NAME]);
+const RECEIPT_HEAD = Buffer.from([0xde, 0x00, 0x03, ...TYPE_KEYS, ...RECEIPT_NAME]);
 const RESULTS_HEAD = Buffer.from([0xde, 0x00, 0x05, ...TYPE_KEYS, ...RESULTS_NAME]);
 const TASKS_HEAD = Buffer.from([0xde, 0x00, 0x03, ...TYPE_KEYS, ...TASKS_NAME, ...TASKS_NAME]);
 
@@ -129,6 +144,41 @@ export function encodeTasksHeader(tasks: readonly Work[]): Buffer | null {
   return done();
 }
 
+/**
+ * The header of a lone `work` without `raw` or `resent`, an `ack` or a `receipt`; null for
+ * anything else, or a field beyond the fast path.
+ */
+export function encodeHotHeader(env: Envelope): Buffer | null {
+  switch (env.t) {
+    case 'work':
+      if (env.raw || env.resent) return null;
+      // The keys in encode()'s order: v, t, id, attempt, type, resource, timeoutMs.
+      begin(WORK_HEAD, 1);
+      bytes(ID_KEY);
+      if (!uint(env.id)) return null;
+      bytes(ATTEMPT_KEY);
+      if (!uint(env.attempt)) return null;
+      bytes(TYPE_KEY);
+      if (!key(env.type)) return null;
+      bytes(RESOURCE_KEY);
+      if (!key(env.resource)) return null;
+      bytes(TIMEOUT_KEY);
+      return key(env.timeoutMs) ? done() : null;
+    case 'ack':
+      begin(ACK_HEAD, 0);
+      bytes(ID_KEY);
+      if (!uint(env.id)) return null;
+      bytes(ATTEMPT_KEY);
+      return uint(env.attempt) ? done() : null;
+    case 'receipt':
+      begin(RECEIPT_HEAD, 0);
+      bytes(SEQ_KEY);
+      return uint(env.seq) ? done() : null;
+    default:
+      return null;
+  }
+}
+
 // --- reading ---------------------------------------------------------------------------------
 
 const EMPTY = new Uint8Array(0);
@@ -197,11 +247,11 @@ function expectMap(n: number): boolean {
 }
 
 /**
- * Reads `frame` if it is a `tasks` or `results` header in our form (any map header, keys in the
- * order we write them) with valid fields, and `t` is one of `allowed`: the envelope, its entries'
- * payload lengths pushed on `lengths`. Null for anything else, left to the general decoder.
+ * Reads `frame` if it is one of the hot headers in our form (any map header, keys in the order we
+ * write them) with valid fields, and `t` is one of `allowed`: the envelope, and for a batch its
+ * entries' payload lengths pushed on `lengths`. Null for anything else, left to the general decoder.
  */
-export function readBatchHeader(frame: Uint8Array, allowed: ReadonlySet<string>, lengths: number[], maxEntries: number): Envelope | null {
+export function readHotHeader(frame: Uint8Array, allowed: ReadonlySet<string>, lengths: number[], maxEntries: number): Envelope | null {
   src = frame;
   pos = 0;
   const before = lengths.length;
@@ -214,13 +264,48 @@ export function readBatchHeader(frame: Uint8Array, allowed: ReadonlySet<string>,
 function read(allowed: ReadonlySet<string>, lengths: number[], maxEntries: number): Envelope | null {
   const first = src[0]!;
   const entries = first === 0xde ? src[2] : (first & 0xf0) === 0x80 ? first & 0x0f : 0;
+  if (entries === undefined || !expectMap(entries) || !expect(TYPE_KEYS)) return null;
+  // The type's name decides; it is the only str that starts where TYPE_KEYS ends.
   let env: Envelope | null;
-  if (entries === 5 && allowed.has('results') && expectMap(5) && expect(TYPE_KEYS) && expect(RESULTS_NAME)) env = readResults(lengths, maxEntries);
-  else if (entries === 3 && allowed.has('tasks') && expectMap(3) && expect(TYPE_KEYS) && expect(TASKS_NAME)) env = readTasks(lengths, maxEntries);
+  const name = src[pos + 1];
+  if (entries === 5 && name === 0x72 && allowed.has('results') && expect(RESULTS_NAME)) env = readResults(lengths, maxEntries);
+  else if (entries === 3 && name === 0x74 && allowed.has('tasks') && expect(TASKS_NAME)) env = readTasks(lengths, maxEntries);
+  else if (entries === 7 && name === 0x77 && allowed.has('work') && expect(WORK_NAME)) env = readWork();
+  else if (entries === 4 && name === 0x61 && allowed.has('ack') && expect(ACK_NAME)) env = readAck();
+  else if (entries === 3 && name === 0x72 && allowed.has('receipt') && expect(RECEIPT_NAME)) env = readReceipt();
   else return null;
   // A frame cut short reads past its end (undefined bytes, refused above or counted here); one
   // with bytes to spare is refused by the general decoder, which says so.
   return pos === src.length ? env : null;
+}
+
+function readWork(): Envelope | null {
+  if (!expect(ID_KEY)) return null;
+  const id = readUint();
+  if (id === NO || !expect(ATTEMPT_KEY)) return null;
+  const attempt = readUint();
+  if (attempt === NO || attempt === 0 || !expect(TYPE_KEY)) return null;
+  const type = readKey();
+  if (type === undefined || !expect(RESOURCE_KEY)) return null;
+  const resource = readKey();
+  if (resource === undefined || !expect(TIMEOUT_KEY)) return null;
+  const timeoutMs = readKey();
+  if (timeoutMs !== null && (typeof timeoutMs !== 'number' || timeoutMs === 0)) return null;
+  return { t: 'work', id, attempt, type, resource, timeoutMs, payload: EMPTY };
+}
+
+function readAck(): Envelope | null {
+  if (!expect(ID_KEY)) return null;
+  const id = readUint();
+  if (id === NO || !expect(ATTEMPT_KEY)) return null;
+  const attempt = readUint();
+  return attempt === NO || attempt === 0 ? null : { t: 'ack', id, attempt };
+}
+
+function readReceipt(): Envelope | null {
+  if (!expect(SEQ_KEY)) return null;
+  const seq = readUint();
+  return seq === NO ? null : { t: 'receipt', seq };
 }
 
 function readResults(lengths: number[], maxEntries: number): Envelope | null {
