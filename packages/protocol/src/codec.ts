@@ -415,7 +415,8 @@ function decodeMessage(frames: readonly Frame[], allowed: ReadonlySet<string>, o
   for (let i = 0; i < frames.length; i++) {
     const header = frames[i]!;
     if (header.length > maxHeader) throw new ProtocolError('ETOOBIG', `frame ${i} has ${header.length} bytes, more than ${maxHeader}${maxHeader < max ? ' (a header)' : ''}`);
-    lengths.length = 0;
+    // Checked first: setting an array's length is a runtime call even when it changes nothing.
+    if (lengths.length !== 0) lengths.length = 0;
     const env = decodeHeader(header, allowed, lengths);
     if (WITH_PAYLOAD.has(env.t)) {
       const payload = frames[++i];
