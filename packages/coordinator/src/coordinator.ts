@@ -66,6 +66,9 @@ const ACK_DELAY_MS = 10;
 
 const RESOLVED = Promise.resolve();
 
+/** The farm's clock: one function for every coordinator, so that code inlining it stays valid from one to the next. */
+const monotonic = (): number => performance.now();
+
 export class Coordinator implements FarmHost {
   readonly options: ResolvedOptions;
   readonly farm: Farm;
@@ -125,7 +128,7 @@ export class Coordinator implements FarmHost {
       {
         firstFreeRank: o.size,
         observer: this.observers,
-        clock: () => performance.now(),
+        clock: monotonic,
         window: { ...DEFAULT_WINDOW, max: o.window, targetMs: o.windowMs },
       },
     );

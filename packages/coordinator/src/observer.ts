@@ -57,16 +57,17 @@ type Fn = (a?: unknown, b?: unknown, c?: unknown, d?: unknown) => void;
 /**
  * Fans every callback out to the observers added to it. `dispatched` and `finished` run for every
  * task, and most observers implement neither: each callback calls only the observers that have it,
- * as they had it when added, with its arguments as they are (no rest array, no spread).
+ * as they had it when added, with its arguments as they are (no rest array, no spread). The
+ * callbacks are methods shared by every list, so that code which calls them keeps one call target
+ * from one coordinator to the next.
  */
 export class ObserverList implements CoordinatorObserver {
-  readonly #fns = new Map<Callback, Fn[]>();
+  readonly #fns = byCallback();
 
-  constructor() {
+  static {
     for (const name of CALLBACKS) {
-      const fns: Fn[] = [];
-      this.#fns.set(name, fns);
-      (this as Record<Callback, unknown>)[name] = (a?: unknown, b?: unknown, c?: unknown, d?: unknown) => {
+      (ObserverList.prototype as unknown as Record<Callback, Fn>)[name] = function (this: ObserverList, a?: unknown, b?: unknown, c?: unknown, d?: unknown) {
+        const fns = this.#fns[name];
         for (let i = 0; i < fns.length; i++) fns[i]!(a, b, c, d);
       };
     }
@@ -75,10 +76,11 @@ export class ObserverList implements CoordinatorObserver {
   /** Adds `o`; the function returned takes it out again. */
   add(o: CoordinatorObserver): () => void {
     const mine: Array<[Fn[], Fn]> = [];
-    for (const [name, fns] of this.#fns) {
+    for (const name of CALLBACKS) {
       const method = o[name] as Fn | undefined;
       if (typeof method !== 'function') continue;
       const fn = method.bind(o) as Fn;
+      const fns = this.#fns[name];
       fns.push(fn);
       mine.push([fns, fn]);
     }
@@ -86,5 +88,10 @@ export class ObserverList implements CoordinatorObserver {
       for (const [fns, fn] of mine.splice(0)) fns.splice(fns.indexOf(fn), 1);
     };
   }
+}
+
+/** An empty list of functions per callback, in one object shape for every ObserverList. */
+function byCallback(): Record<Callback, Fn[]> {
+  return { joined: [], left: [], rejected: [], dropped: [], protocolError: [], queued: [], dispatched: [], finished: [], requeued: [], retried: [], moved: [], abandoned: [], authFailed: [], allowListLoaded: [] };
 }
 export interface ObserverList extends Required<CoordinatorObserver> {}
