@@ -34,9 +34,12 @@ export class Outcomes {
   #timer: NodeJS.Timeout | null = null;
   /** Sent and not answered for, in the order sent; batches keyed by seq, the others by "id:attempt". */
   readonly #unanswered = new Map<number | string, Outcome>();
+  readonly #sendTogether: (envs: readonly Outcome[]) => void;
 
-  constructor(send: (env: Outcome) => void) {
+  /** `send` sends one envelope; `sendTogether` several in as few messages as they fit in (default: one by one). */
+  constructor(send: (env: Outcome) => void, sendTogether?: (envs: readonly Outcome[]) => void) {
     this.#send = send;
+    this.#sendTogether = sendTogether ?? ((envs) => envs.forEach(send));
   }
 
   /** Results in the batch, not sent yet. */
@@ -100,6 +103,17 @@ export class Outcomes {
     this.flush();
     this.#unanswered.set(outcomeKey(env.id, env.attempt), env);
     this.#send(env);
+  }
+
+  /**
+   * Like sendAlone() for several failures (the answers to the cancels of one message), which leave
+   * together: a coordinator taking back a worker's waiting tasks hears of them in one message, not
+   * one each.
+   */
+  sendAllAlone(envs: readonly TaskFailed[]): void {
+    this.flush();
+    for (const env of envs) this.#unanswered.set(outcomeKey(env.id, env.attempt), env);
+    this.#sendTogether(envs);
   }
 
   /** Whether the outcome of (id, attempt) is batched or sent and not answered for yet. */

@@ -16,6 +16,7 @@ import {
   Deque,
   decodeValue,
   encode,
+  encodeMessages,
   encodePayload,
   rawPayload,
   ProtocolError,
@@ -26,6 +27,7 @@ import {
   type Envelope,
   type Key,
   type Result,
+  type TaskFailed,
   type Work,
   type WorkerSettings,
 } from '@taskfarm/protocol';
@@ -111,7 +113,12 @@ export abstract class Worker<In = any, Out = unknown> {
   #running: HeldTask | null = null;
   /** #drain() is under way: running a task, or letting the event loop turn between batches. */
   #draining = false;
-  readonly #outcomes = new Outcomes((env) => this.#send(env));
+  readonly #outcomes = new Outcomes(
+    (env) => this.#send(env),
+    (envs) => this.#sendTogether(envs),
+  );
+  /** Answers to the cancels of the message being handled, sent together once it is (or before anything else). */
+  #cancelAnswers: TaskFailed[] = [];
   /** `ready` owed to the coordinator once nothing is held here (after a re-registration). */
   #readyOwed = false;
   #settings: WorkerSettings | null = null;
@@ -227,6 +234,7 @@ export abstract class Worker<In = any, Out = unknown> {
           continue;
         }
         for (const msg of msgs) this.#handle(msg);
+        this.#sendCancelAnswers();
         if (this.#state === 'stopped') return;
         // After the whole message: the tasks of several envelopes then run as one stretch.
         if (!this.#draining && this.#queue.length > 0) void this.#drain();
@@ -372,8 +380,8 @@ export abstract class Worker<In = any, Out = unknown> {
       return;
     }
     if (this.#queue.removeFirst((t) => t.taskId === id && t.attempt === attempt)) {
-      // It never started: the coordinator still needs its outcome.
-      this.#outcomes.sendAlone({ t: 'error', id, attempt, error: toWireError(new TaskAbortedError('cancel', `task ${id} was cancelled before it started`)) });
+      // It never started: the coordinator still needs its outcome, with those of the message's other cancels.
+      this.#cancelAnswers.push({ t: 'error', id, attempt, error: toWireError(new TaskAbortedError('cancel', `task ${id} was cancelled before it started`)) });
       return;
     }
     // The task may have finished as the cancel crossed our result; anything else is not ours.
@@ -532,11 +540,28 @@ export abstract class Worker<In = any, Out = unknown> {
     this.log.info('the coordinator is reachable again');
   }
 
+  #sendCancelAnswers(): void {
+    if (this.#cancelAnswers.length === 0) return;
+    const envs = this.#cancelAnswers;
+    this.#cancelAnswers = [];
+    this.#outcomes.sendAllAlone(envs);
+  }
+
   #send(env: Envelope): void {
+    // Whatever this message's handling sends goes after the cancels it answered (a bye, say).
+    if (this.#cancelAnswers.length > 0) this.#sendCancelAnswers();
     const sock = this.#sock!;
     this.#sentSinceBeat = true;
     this.#out.push(encode(env));
     // The first send goes out now, in this call: no promise hop when nothing else is being sent.
+    this.#writing ??= this.#write(sock);
+  }
+
+  /** Several envelopes in as few messages as the receiver takes (MAX_MESSAGE_FRAMES, BATCH_MAX_BYTES). */
+  #sendTogether(envs: readonly Envelope[]): void {
+    const sock = this.#sock!;
+    this.#sentSinceBeat = true;
+    for (const frames of encodeMessages(envs, false)) this.#out.push(frames);
     this.#writing ??= this.#write(sock);
   }
 

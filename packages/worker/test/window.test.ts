@@ -201,6 +201,44 @@ t.test('a cancel for a task still queued answers ECANCELLED at once, and it neve
   await terminate(fake, run);
 });
 
+t.test('the cancels of one message are answered in one message, before what its handling sends next', async (t) => {
+  const seen: number[] = [];
+  const first = gate();
+  const release = gate();
+  const { fake, run } = await start(t, async (n: number) => {
+    seen.push(n);
+    if (n === 1) {
+      first.open();
+      await release.promise;
+    }
+    return n;
+  });
+  await fake.welcome({ window: 80 });
+  await fake.message(); // ready
+  await fake.send({ t: 'tasks', tasks: range(1, 70).map((i) => work(i, i)) });
+  await first.promise;
+  // 68 cancels: more than one message may carry (64 frames), so two messages, in order.
+  await fake.send(...range(2, 69).map((id) => ({ t: 'cancel' as const, id, attempt: 1 })));
+  const a = await fake.message();
+  const b = await fake.message();
+  t.same([a.length, b.length], [64, 4], 'as few messages as the frame limit allows');
+  t.same([...a, ...b].map((e) => (e.t === 'error' ? `${e.id} ${e.error.code}` : e.t)), range(2, 69).map((id) => `${id} ECANCELLED`), 'every cancel answered, in order');
+  // Cancels and a terminate in one message: the answers leave before the bye that ends the run.
+  await fake.send({ t: 'cancel', id: 70, attempt: 1 }, { t: 'terminate' });
+  const c = await fake.message();
+  t.match(c, [{ t: 'error', id: 70, error: { code: 'ECANCELLED' } }], 'the answer first');
+  release.open();
+  const rest: string[] = [];
+  for (;;) {
+    const msg = await fake.message();
+    rest.push(...msg.map((e) => e.t));
+    if (msg.some((e) => e.t === 'bye')) break;
+  }
+  t.same(rest.at(-1), 'bye');
+  await run;
+  t.same(seen, [1], 'no cancelled task ran');
+});
+
 t.test('results already batched leave while a later handler awaits, not when it ends', async (t) => {
   const second = gate();
   const { fake, run } = await start(t, async (n: number) => {
