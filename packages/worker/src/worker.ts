@@ -550,18 +550,19 @@ export abstract class Worker<In = any, Out = unknown> {
   #send(env: Envelope): void {
     // Whatever this message's handling sends goes after the cancels it answered (a bye, say).
     if (this.#cancelAnswers.length > 0) this.#sendCancelAnswers();
-    const sock = this.#sock!;
-    this.#sentSinceBeat = true;
-    this.#out.push(encode(env));
-    // The first send goes out now, in this call: no promise hop when nothing else is being sent.
-    this.#writing ??= this.#write(sock);
+    this.#enqueue([encode(env)]);
   }
 
   /** Several envelopes in as few messages as the receiver takes (MAX_MESSAGE_FRAMES, BATCH_MAX_BYTES). */
   #sendTogether(envs: readonly Envelope[]): void {
+    this.#enqueue(encodeMessages(envs, false));
+  }
+
+  #enqueue(messages: Buffer[][]): void {
     const sock = this.#sock!;
     this.#sentSinceBeat = true;
-    for (const frames of encodeMessages(envs, false)) this.#out.push(frames);
+    for (const frames of messages) this.#out.push(frames);
+    // The first send goes out now, in this call: no promise hop when nothing else is being sent.
     this.#writing ??= this.#write(sock);
   }
 
