@@ -47,6 +47,22 @@ function summary(env: WorkerMessage): string {
 }
 
 /** The tasks answered by these envelopes, in order. */
+/** A worker whose task 1 runs until `release` opens (`first` opens once it started); `seen` lists the tasks its handler got. */
+async function startBlockedOnFirst(t: Test) {
+  const seen: number[] = [];
+  const first = gate();
+  const release = gate();
+  const started = await start(t, async (n: number) => {
+    seen.push(n);
+    if (n === 1) {
+      first.open();
+      await release.promise;
+    }
+    return n;
+  });
+  return { ...started, seen, first, release };
+}
+
 function answered(envs: WorkerMessage[]): number[] {
   return envs.flatMap((e) => (e.t === 'results' ? e.results.map((r) => r.id) : e.t === 'result' || e.t === 'error' ? [e.id] : []));
 }
@@ -176,17 +192,7 @@ t.test('results are kept until their receipt or ack, and only those go again aft
 });
 
 t.test('a cancel for a task still queued answers ECANCELLED at once, and it never runs', async (t) => {
-  const seen: number[] = [];
-  const first = gate();
-  const release = gate();
-  const { fake, worker, run } = await start(t, async (n: number) => {
-    seen.push(n);
-    if (n === 1) {
-      first.open();
-      await release.promise;
-    }
-    return n;
-  });
+  const { fake, worker, run, seen, first, release } = await startBlockedOnFirst(t);
   await fake.welcome({ window: 8 });
   await fake.message(); // ready
   await fake.send({ t: 'tasks', tasks: [work(1, 1), work(2, 2), work(3, 3)] });
@@ -202,17 +208,7 @@ t.test('a cancel for a task still queued answers ECANCELLED at once, and it neve
 });
 
 t.test('the cancels of one message are answered in one message, before what its handling sends next', async (t) => {
-  const seen: number[] = [];
-  const first = gate();
-  const release = gate();
-  const { fake, run } = await start(t, async (n: number) => {
-    seen.push(n);
-    if (n === 1) {
-      first.open();
-      await release.promise;
-    }
-    return n;
-  });
+  const { fake, run, seen, first, release } = await startBlockedOnFirst(t);
   await fake.welcome({ window: 80 });
   await fake.message(); // ready
   await fake.send({ t: 'tasks', tasks: range(1, 70).map((i) => work(i, i)) });
@@ -285,15 +281,7 @@ t.test('stop() with tasks queued: the results so far, then bye; the queued tasks
 });
 
 t.test('a welcome without a window (a coordinator of the old kind): one task at a time, EWORKERBUSY for a second', async (t) => {
-  const first = gate();
-  const release = gate();
-  const { fake, run } = await start(t, async (n: number) => {
-    if (n === 1) {
-      first.open();
-      await release.promise;
-    }
-    return n;
-  });
+  const { fake, run, first, release } = await startBlockedOnFirst(t);
   await fake.welcome();
   t.match(await fake.message(), [{ t: 'ready' }]);
   await fake.send(work(1, 1));
