@@ -77,6 +77,13 @@ export function encodePayload(value: unknown): Frame {
     const int = packInt(value as number);
     if (int !== null) return int;
   }
+  // true, false and null are one byte each: a handler's flag needs no msgpackr (none at all, in a
+  // worker whose tasks are integers: its code never runs there, cold or warm).
+  if (type === 'boolean' || value === null) {
+    const b = Buffer.allocUnsafe(1);
+    b[0] = value === null ? 0xc0 : value ? 0xc3 : 0xc2;
+    return b;
+  }
   if (type === 'object' ? value !== null : type === 'function' || type === 'symbol' || type === 'bigint') checkPayload(value);
   try {
     return packr.pack(value);
@@ -249,6 +256,12 @@ export function decodeValue(frame: Uint8Array, raw: boolean | undefined): unknow
 
 /** Decodes a payload frame; a frame that is not msgpack is the sender's fault: ProtocolError. */
 export function decodePayload(frame: Uint8Array): unknown {
+  if (frame.length === 1) {
+    const b = frame[0];
+    if (b === 0xc3) return true;
+    if (b === 0xc2) return false;
+    if (b === 0xc0) return null;
+  }
   const int = unpackInt(frame);
   if (int !== undefined) return int;
   try {

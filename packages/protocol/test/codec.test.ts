@@ -905,7 +905,7 @@ t.test('raw payloads: flagged in the header, the frame as it is, never batched; 
   tt.end();
 });
 
-t.test('32-bit integers, written and read by hand, are byte for byte what msgpackr writes and reads', (tt) => {
+t.test('32-bit integers, booleans and null, written and read by hand, are byte for byte what msgpackr writes and reads', (tt) => {
   const reference = new Packr({ useRecords: false, mapsAsObjects: true });
   const edges = [0, -0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, -1, -31, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 0.5, NaN, Infinity];
   const rand = prng(7);
@@ -919,6 +919,10 @@ t.test('32-bit integers, written and read by hand, are byte for byte what msgpac
     if (!Object.is(back, reference.unpack(theirs)) && !(Number.isNaN(back) && Number.isNaN(v))) mismatches++;
   }
   tt.equal(mismatches, 0, `${values.length} numbers, both ways`);
+  for (const v of [true, false, null]) {
+    tt.same(encodePayload(v), reference.pack(v), `${v}: msgpackr's byte`);
+    tt.equal(decodePayload(reference.pack(v)), v, `${v}: read back`);
+  }
   // Frames of the hand-read lengths that are something else, or not msgpack at all: read as before.
   let differ = 0;
   for (let i = 0; i < 20_000; i++) {
