@@ -25,11 +25,15 @@ class ChangeWaiter {
   #signal: AbortSignal | null = null;
   #onAbort: (() => void) | null = null;
 
+  readonly #waiters: Set<ChangeWaiter>;
+
   constructor(
     readonly resolve: (changed: boolean) => void,
     readonly reject: (err: unknown) => void,
-    readonly waiters: Set<ChangeWaiter>,
-  ) {}
+    waiters: Set<ChangeWaiter>,
+  ) {
+    this.#waiters = waiters;
+  }
 
   /** Runs `then` after `ms` unless settled first. */
   after(ms: number, then: () => void): void {
@@ -53,7 +57,7 @@ class ChangeWaiter {
   cleanup(): void {
     if (this.#timers) for (const t of this.#timers) clearTimeout(t);
     if (this.#onAbort) this.#signal!.removeEventListener('abort', this.#onAbort);
-    this.waiters.delete(this);
+    this.#waiters.delete(this);
   }
 }
 

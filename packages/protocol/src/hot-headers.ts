@@ -6,7 +6,7 @@
  * A worker process or a coordinator that has just started runs its code in V8's interpreter, and a
  * job of a few hundred or thousand tasks ends before that code is compiled: msgpackr's general
  * reader and writer, and the checks and arrays the general decoder builds around them, cost
- * 100–200 µs a message there (measured in a fresh worker process: more than half of what a worker
+ * 100–200 µs a message there (measured in a fresh worker process: about half of what a worker
  * spends outside its tasks in example 3). These few straight-line loops cost a fraction of that.
  *
  * Both sides are fast paths only. The writers return null for anything outside the commonest forms
@@ -16,11 +16,8 @@
  */
 import { PROTOCOL_VERSION, type Envelope, type Result, type Work } from './envelopes.ts';
 
-/** The envelopes that take the fast path. */
-export type HotEnvelope = { t: 'ack'; id: number; attempt: number } | { t: 'receipt'; seq: number } | Work;
-
-// The constant part of each header: a map of 5 (results) or 3 (tasks) entries in msgpackr's form
-// (map16, as it writes every object), `v`, `t` and the name of the batch's array.
+// The constant parts of the headers: the map header in msgpackr's form (map16, as it writes every
+// object), `v`, `t` and the type's name (and for `tasks`, the name of its array), then the keys.
 const TYPE_KEYS = [0xa1, 0x76, PROTOCOL_VERSION, 0xa1, 0x74];
 const RESULTS_NAME = [0xa7, ...Buffer.from('results')];
 const TASKS_NAME = [0xa5, ...Buffer.from('tasks')];
