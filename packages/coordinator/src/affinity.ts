@@ -44,8 +44,14 @@ export class AffinityQueue {
     this.#length++;
   }
 
-  /** Picks the next task for `rank` and records that the worker now holds its resource. */
-  pick(rank: number): { task: Task; kind: AffinityKind } | null {
+  /**
+   * Picks the next task for `rank` and records that the worker now holds its resource. A `busy`
+   * worker (tasks queued on it already) gets no 'shared' work: a resource another worker holds
+   * waits for that worker, or for this one to run dry, rather than queue behind this one's tasks.
+   * Windows made that matter: filled past the end of its resource's work, a window took the next
+   * resource's tasks while that resource's holder was about to go idle, and both paid to acquire.
+   */
+  pick(rank: number, busy = false): { task: Task; kind: AffinityKind } | null {
     if (this.#length === 0) return null;
     const prev = this.#held.get(rank) ?? null;
     let kind: AffinityKind;
@@ -59,9 +65,11 @@ export class AffinityQueue {
     } else if (this.#unheld.size > 0) {
       kind = 'unheld';
       resource = first(this.#unheld)!;
-    } else {
+    } else if (!busy) {
       kind = 'shared';
       resource = first(this.#byResource.keys())!;
+    } else {
+      return null;
     }
     const task = resource === null ? this.#anonymous.shift()! : this.#popResource(resource);
     this.#length--;

@@ -297,6 +297,12 @@ export class Farm {
     return w.pace.worthSending(room, held, this.window, this.#byRank.size) ? room : 0;
   }
 
+  /** Whether `rank` has tasks in flight. */
+  holdsTasks(rank: number): boolean {
+    const w = this.#byRank.get(rank);
+    return w !== undefined && inFlight(w) > 0;
+  }
+
   #room(w: WorkerRecord, held: number): number {
     return w.pace.room(held, this.window, this.#byRank.size, this.window.maxTotal - this.#inFlight);
   }

@@ -52,6 +52,8 @@ export interface MasterOptions {
 export interface Slot {
   readonly rank: number;
   free: number;
+  /** It has tasks in flight: what it is sent joins a queue on the worker. */
+  busy: boolean;
 }
 
 /** A completed task as the queues collect it. */
@@ -260,7 +262,7 @@ export class Master implements FarmListener {
     for (const rank of this.#open) {
       if (out.length >= count) break;
       const free = farm.refill(rank);
-      if (free > 0) out.push({ rank, free });
+      if (free > 0) out.push({ rank, free, busy: farm.holdsTasks(rank) });
       else this.#open.delete(rank);
     }
     return out;

@@ -164,11 +164,15 @@ export class WorkQueue implements Driver {
         const slot = slots[i]!;
         // Room shared by all workers (window.maxTotal) may have gone to the workers before this one.
         if (!this.master.hasRoom(slot.rank)) continue;
-        const pick = this.#queue.pick(slot.rank);
-        if (!pick) return;
+        const pick = this.#queue.pick(slot.rank, slot.busy);
+        if (!pick) {
+          if (this.#queue.length === 0) return;
+          continue;
+        }
         this.affinity[pick.kind]++;
         // Its room, not one less: payload bytes in flight may close the window early.
         slot.free = this.master.send(slot.rank, pick.task, pick.kind);
+        slot.busy = true;
         if (slot.free > 0) slots[open++] = slot;
       }
       count = open;

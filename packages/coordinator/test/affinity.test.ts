@@ -38,6 +38,24 @@ t.test('a resource held by others is shared when nothing else is left', async (t
   t.same(q.pick(1), { task: a[2], kind: 'same' });
 });
 
+t.test('a busy worker gets no work for a resource another worker holds', async (t) => {
+  const q = new AffinityQueue();
+  const a = [task('A'), task('A')], b = [task('B'), task('B')], n = task(null);
+  [...a, ...b].forEach((x) => q.push(x));
+  t.equal(q.pick(1)!.kind, 'unheld', 'worker 1 takes A');
+  t.equal(q.pick(2)!.kind, 'unheld', 'worker 2 takes B');
+  t.same(q.pick(1, true), { task: a[1], kind: 'same' }, 'more of its own resource, busy or not');
+  t.equal(q.pick(1, true), null, 'A is done; B is held by worker 2: not behind worker 1\'s tasks');
+  t.equal(q.heldBy(1), 'A', 'so worker 1 still holds A');
+  q.push(n);
+  t.same(q.pick(1, true), { task: n, kind: 'none' }, 'work that needs no resource, busy or not');
+  const c = task('C');
+  q.push(c);
+  t.same(q.pick(1, true), { task: c, kind: 'unheld' }, 'nor one nobody holds');
+  t.same(q.pick(1), { task: b[1], kind: 'shared' }, 'once it runs dry, it shares B');
+  t.equal(q.length, 0);
+});
+
 t.test('a task without resource releases what the worker held', async (t) => {
   const q = new AffinityQueue();
   q.push(task('A'));

@@ -84,6 +84,31 @@ t.test('a short queue is spread over the workers rather than filling one window'
   t.equal(host.worksTo('p2').length, 3);
 });
 
+t.test('a window does not run past its resource into one another worker holds', async (t) => {
+  // Example 3's shape: a worker whose resource runs out must not queue the next resource's tasks
+  // behind its own while that resource's holder is about to run dry (both would acquire it).
+  const host = new InMemoryHost();
+  const queue = new WorkQueue(new Master(undefined, { coordinator: host }));
+  for (let i = 0; i < 3; i++) queue.addWork(`a${i}`, 'A');
+  for (let i = 0; i < 6; i++) queue.addWork(`b${i}`, 'B');
+  host.join('p1', null, 8);
+  host.join('p2', null, 8);
+  queue.doWork();
+  const first = { p1: host.worksTo('p1'), p2: host.worksTo('p2') };
+  t.same([first.p1.map((w) => w.resource), first.p2.map((w) => w.resource)], [['A'], ['B']], 'one task each, a resource each');
+  for (const p of ['p1', 'p2'] as const) results(host, p, first[p]);
+  queue.doWork();
+  t.same(host.worksTo('p1').map((w) => w.resource), ['A', 'A', 'A'], 'p1 gets the rest of A, and none of B');
+  t.same(host.worksTo('p2').map((w) => w.resource), ['B', 'B', 'B', 'B', 'B', 'B'], 'B stays with its holder');
+  t.equal(queue.queued, 0);
+  for (let i = 6; i < 9; i++) queue.addWork(`b${i}`, 'B');
+  results(host, 'p1', host.worksTo('p1').slice(1));
+  queue.doWork();
+  const shared = host.worksTo('p1').slice(4).map((w) => w.resource);
+  t.ok(shared.length > 0 && shared.every((r) => r === 'B'), 'p1, run dry, shares B');
+  t.equal(queue.queued, 0);
+});
+
 t.test('long tasks close the window to 1', async (t) => {
   const { host, queue } = setup(Array.from({ length: 5 }, (_, i) => i));
   host.join('p1', null, 8);
