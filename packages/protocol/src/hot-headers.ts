@@ -15,6 +15,7 @@
  * general path, which accepts every other correct header and reports every error as before.
  */
 import { PROTOCOL_VERSION, type Envelope, type Result, type Work } from './envelopes.ts';
+import { WorkRecord } from './records.ts';
 
 // The constant parts of the headers: the map header in msgpackr's form (map16, as it writes every
 // object), `v`, `t` and the type's name (and for `tasks`, the name of its array), then the keys.
@@ -341,7 +342,7 @@ function readTasks(lengths: number[], maxEntries: number): Envelope | null {
     const bytes = readUint();
     if (id === NO || attempt === NO || attempt === 0 || type === undefined || resource === undefined || bytes === NO) return null;
     if (timeoutMs !== null && (typeof timeoutMs !== 'number' || timeoutMs === 0)) return null;
-    tasks.push({ t: 'work', id, attempt, type, resource, timeoutMs, payload: EMPTY });
+    tasks.push(new WorkRecord(id, attempt, type, resource, timeoutMs, EMPTY));
     lengths.push(bytes);
   }
   return { t: 'tasks', tasks };

@@ -22,11 +22,11 @@ import {
   ProtocolError,
   PROTOCOL_VERSION,
   RateLimiter,
+  ResultRecord,
   toWireError,
   type CoordinatorMessage,
   type Envelope,
   type Key,
-  type Result,
   type TaskFailed,
   type Work,
   type WorkerSettings,
@@ -479,7 +479,7 @@ export abstract class Worker<In = any, Out = unknown> {
           this.#outcomes.sendAlone({ t: 'error', id, attempt, error: { name: 'PayloadError', message, code: 'EPAYLOADTOOBIG' }, us });
           return false;
         }
-        const result: Result = { t: 'result', id, attempt, payload };
+        const result = new ResultRecord(id, attempt, payload);
         if (bytes !== null) result.raw = true;
         if (this.#window > 1 && payload.length <= BATCH_INLINE_BYTES) {
           this.#outcomes.add(result, us, now, max);
