@@ -130,6 +130,15 @@ export function isScalar(v: unknown): v is number | string | boolean | null {
   return t === 'number' || t === 'string' || t === 'boolean' || v === null;
 }
 
+/** A worker's room in its window, as a Master fills it. */
+export interface Slot {
+  readonly rank: number;
+  /** How many more tasks it may be sent. */
+  free: number;
+  /** It has tasks in flight: what it is sent joins a queue on the worker. */
+  busy: boolean;
+}
+
 /** A task's outcome; `raw` as Task.raw: the payload is binary data's own bytes, not msgpack. */
 export type Outcome = { ok: true; payload: Buffer; raw?: boolean } | { ok: false; error: WireError };
 
@@ -286,21 +295,16 @@ export class Farm {
   }
 
   /**
-   * Like capacity(), but 0 unless the room is worth a message (WorkerPace.worthSending): what a
-   * Master asks before it starts to fill a window; once started, it fills it up to capacity().
+   * `rank`'s room as a slot to fill, or null unless the room is worth a message
+   * (WorkerPace.worthSending): what a Master asks before it starts to fill a window; once started,
+   * it fills it up to capacity().
    */
-  refill(rank: number): number {
+  refill(rank: number): Slot | null {
     const w = this.#sendable(rank);
-    if (w === null) return 0;
+    if (w === null) return null;
     const held = inFlight(w);
     const room = this.#room(w, held);
-    return w.pace.worthSending(room, held, this.window, this.#byRank.size) ? room : 0;
-  }
-
-  /** Whether `rank` has tasks in flight. */
-  holdsTasks(rank: number): boolean {
-    const w = this.#byRank.get(rank);
-    return w !== undefined && inFlight(w) > 0;
+    return w.pace.worthSending(room, held, this.window, this.#byRank.size) ? { rank, free: room, busy: held > 0 } : null;
   }
 
   #room(w: WorkerRecord, held: number): number {

@@ -9,7 +9,7 @@
  */
 import { decodeValue, encodePayload, rawPayload, type Key } from '@taskfarm/protocol';
 import { RankOwnedError, TaskError, WorkerNotReadyError } from './errors.ts';
-import { newTask, resolvePolicy, type Farm, type FarmListener, type LeaveReason, type Outcome, type Task, type TaskPolicy, type WorkerRecord } from './farm.ts';
+import { newTask, resolvePolicy, type Farm, type FarmListener, type LeaveReason, type Outcome, type Slot, type Task, type TaskPolicy, type WorkerRecord } from './farm.ts';
 import type { Journal } from './journal.ts';
 import type { DispatchKind } from './observer.ts';
 
@@ -49,12 +49,6 @@ export interface MasterOptions {
 }
 
 /** A worker with room in its window: `free` more tasks may be sent to it now. */
-export interface Slot {
-  readonly rank: number;
-  free: number;
-  /** It has tasks in flight: what it is sent joins a queue on the worker. */
-  busy: boolean;
-}
 
 /** A completed task as the queues collect it. */
 export interface Completion {
@@ -261,8 +255,8 @@ export class Master implements FarmListener {
     const farm = this.host.farm;
     for (const rank of this.#open) {
       if (out.length >= count) break;
-      const free = farm.refill(rank);
-      if (free > 0) out.push({ rank, free, busy: farm.holdsTasks(rank) });
+      const slot = farm.refill(rank);
+      if (slot) out.push(slot);
       else this.#open.delete(rank);
     }
     return out;

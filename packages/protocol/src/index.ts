@@ -4,4 +4,4 @@ export * from './codec.ts';
 export * from './curve-keys.ts';
 export { RateLimiter } from './rate-limit.ts';
 export { Deque } from './deque.ts';
-export { ResultRecord, WorkRecord } from './records.ts';
+export { ResultRecord } from './records.ts';
