@@ -1,6 +1,17 @@
 /** taskfarm's worker for the benchmarks: the anchors' scenarios, and example 3's resource affinity. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker, type TaskContext, type WorkerOptions } from 'taskfarm';
 import { doTask, spinCpu, type Scenario } from './tasks.ts';
+
+/** One example-3 task as bench/timeline.ts shows it: start and end (ms since the epoch), resource, whether it acquired it. */
+export type TimelineEntry = [start: number, end: number, resource: unknown, acquired: boolean];
+
+// With BENCH_TIMELINE=DIR, this process writes its example-3 tasks to DIR/<pid>.json as it exits.
+const timelineDir = process.env.BENCH_TIMELINE;
+const timeline: TimelineEntry[] = [];
+if (timelineDir) process.once('exit', () => writeFileSync(join(timelineDir, `${process.pid}.json`), JSON.stringify(timeline)));
+const epochMs = () => performance.timeOrigin + performance.now();
 
 export class BenchWorker extends Worker<unknown, unknown> {
   readonly scenario: Scenario;
@@ -18,6 +29,7 @@ export class BenchWorker extends Worker<unknown, unknown> {
 
   /** Example 3: acquiring a resource other than the one held costs 20 ms, then 1 ms of CPU. */
   async #affine(ctx: TaskContext): Promise<boolean> {
+    const start = timelineDir ? epochMs() : 0;
     let acquired = false;
     if (this.#held !== ctx.resource) {
       await new Promise((r) => setTimeout(r, 20));
@@ -25,6 +37,7 @@ export class BenchWorker extends Worker<unknown, unknown> {
       acquired = true;
     }
     spinCpu(1);
+    if (timelineDir) timeline.push([start, epochMs(), ctx.resource, acquired]);
     return acquired;
   }
 }

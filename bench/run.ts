@@ -13,7 +13,7 @@ import { Coordinator, Master, WorkQueue, type Key } from 'taskfarm';
 import { AffinityQueue } from '../packages/coordinator/src/affinity.ts';
 import { DEFAULT_POLICY, type Task } from '../packages/coordinator/src/farm.ts';
 import { rawLoop } from './raw-zmq.ts';
-import { payload, PAYLOAD_BYTES, type Scenario } from './tasks.ts';
+import { exampleThreeResources, payload, PAYLOAD_BYTES, type Scenario } from './tasks.ts';
 
 const SCENARIOS = ['a', 'b', 'c', 'd', 'lat', 'q', 'scale'] as const;
 const quick = process.argv.includes('--quick');
@@ -226,8 +226,7 @@ async function main(): Promise<void> {
     const seedD: Record<number, string> = { 1: '0.371 s, 3 acq.', 2: '0.278 s, 4 acq.', 4: '0.208 s, 9 acq.' };
     for (const workers of [1, 2, 4]) {
       let acquisitions = 0;
-      let x = 42;
-      const res = Array.from({ length: 300 }, () => ((x = (x * 1103515245 + 12345) >>> 0), 1 + (x % 3)));
+      const res = exampleThreeResources();
       await measure('d', `taskfarm WorkQueue, ${workers} worker(s)`, 's', async () => {
         const { wall, kept } = await throughput('d', workers, 300, (i) => i, (i) => res[i]!, (acquired) => acquired === true);
         acquisitions = kept.filter(Boolean).length;

@@ -27,3 +27,9 @@ export function payload(): Buffer {
   }
   return b;
 }
+
+/** Example 3's resources (d): `n` ids from 1 to 3, from the anchors' seeded generator. */
+export function exampleThreeResources(n = 300): number[] {
+  let x = 42;
+  return Array.from({ length: n }, () => ((x = (x * 1103515245 + 12345) >>> 0), 1 + (x % 3)));
+}

@@ -8,6 +8,10 @@
  *   latency  one worker, 5,000 submit() round trips after 2,000 to warm up: µs per round trip
  *   scale    300,000 empty tasks on 1,000 workers (4 processes × 250; SCALE_LAYOUT=2x5 for 10)
  *   b        2,000 tasks of 1 ms CPU on 2 workers: ms per process, beyond the tasks' own CPU
+ *
+ * BENCH_WORKER_FLAGS passes node flags to the worker processes: `--trace-opt --trace-deopt` there
+ * (and on this process's command line for the coordinator) is how the seventh session found code
+ * that V8 threw away and recompiled again and again during a run (bench/RESULTS.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -42,7 +46,7 @@ if (!['latency', 'scale', 'b'].includes(scenario) || !(processes! >= 1 && perPro
 
 const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'warn' });
 const kids: ChildProcess[] = Array.from({ length: processes! }, () =>
-  spawn(process.execPath, ['--import', 'tsx', HERE(perProcess === 1 ? './worker.ts' : './worker-host.ts')], {
+  spawn(process.execPath, [...(process.env.BENCH_WORKER_FLAGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', HERE(perProcess === 1 ? './worker.ts' : './worker-host.ts')], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_SCENARIO: scenario === 'b' ? 'b' : 'a', BENCH_WORKERS: String(perProcess), TASKFARM_LOG_LEVEL: 'warn', TASKFARM_CONNECT: coordinator.endpoint },
   }),
