@@ -48,8 +48,6 @@ export interface MasterOptions {
   timeoutMs?: number | null;
 }
 
-/** A worker with room in its window: `free` more tasks may be sent to it now. */
-
 /** A completed task as the queues collect it. */
 export interface Completion {
   readonly rank: number;
