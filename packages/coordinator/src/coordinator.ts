@@ -102,6 +102,9 @@ export class Coordinator implements FarmHost {
   /** Acknowledgements waiting to ride along with the next message to their worker (ACK_DELAY_MS). */
   readonly #pendingAcks = new Map<PeerId, Envelope[]>();
   #acksScheduled = false;
+  /** The routing id of the last message received, as a string and as its frame (#send). */
+  #lastPeer: PeerId | null = null;
+  #lastPeerFrame: Buffer | null = null;
   #closed: CoordinatorClosedError | null = null;
   #closing: Promise<void> | null = null;
   #everAttached = false;
@@ -259,7 +262,8 @@ export class Coordinator implements FarmHost {
   }
 
   #send(peer: PeerId, envs: Envelope[]): void {
-    const to = Buffer.from(peer, 'latin1');
+    // Most sends answer the message just received: its routing id frame serves again.
+    const to = peer === this.#lastPeer ? this.#lastPeerFrame! : Buffer.from(peer, 'latin1');
     for (const frames of encodeMessages(envs, this.farm.batches(peer))) this.#transport.send(to, frames);
   }
 
@@ -325,6 +329,8 @@ export class Coordinator implements FarmHost {
 
   #onMessage(peerBuf: Buffer, frames: Buffer[]): void {
     const peer = peerBuf.toString('latin1');
+    this.#lastPeer = peer;
+    this.#lastPeerFrame = peerBuf;
     const now = this.farm.now();
     try {
       for (const msg of decodeFromWorker(frames, { maxFrameBytes: this.options.maxMessageBytes })) this.farm.receive(peer, msg, now);

@@ -239,7 +239,11 @@ export class WorkQueue implements Driver {
    * cancels it; the policy fields override the queue's for this task.
    */
   submit(data: unknown, resourceId: Key | null = null, options?: TaskOptions): Promise<unknown> {
-    return this.#submit(data, resourceId, options)[1];
+    const [, p] = this.#submit(data, resourceId, options);
+    // The pump, if already running, waits for the next change before it hands out work: the task
+    // leaves now instead, with what the current turn sends (an idle farm's round trip).
+    if (this.#pumping) this.driver.doWork();
+    return p;
   }
 
   #submit(data: unknown, resourceId: Key | null, options: TaskOptions | undefined): [number, Promise<unknown>] {
