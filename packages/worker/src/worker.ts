@@ -222,7 +222,9 @@ export abstract class Worker<In = any, Out = unknown> {
 
   async #serve(sock: zmq.Dealer): Promise<void> {
     try {
-      for await (const frames of sock) {
+      // receive() itself, not the socket's async iterator, whose wrapper adds a promise per message.
+      while (!sock.closed) {
+        const frames = await sock.receive();
         this.#heard();
         let msgs: CoordinatorMessage[];
         try {
