@@ -3,7 +3,7 @@
  * DEALER playing the worker: what an application awaiting one task at a time sets going when a
  * result arrives must leave before anything else is done.
  */
-import { decodeFromCoordinator, encode, encodePayload, type CoordinatorMessage } from '@taskfarm/protocol';
+import { decodeFromCoordinator, decodePayload, encode, encodePayload } from '@taskfarm/protocol';
 import * as zmq from 'zeromq';
 import t from 'tap';
 import { Coordinator } from '../src/coordinator.ts';
@@ -18,10 +18,10 @@ async function echoWorker(endpoint: string): Promise<zmq.Dealer> {
   void (async () => {
     try {
       while (!sock.closed) {
-        const msgs = decodeFromCoordinator(await sock.receive()) as CoordinatorMessage[];
+        const msgs = decodeFromCoordinator(await sock.receive());
         for (const m of msgs) {
           if (m.t === 'welcome') await sock.send(encode({ t: 'ready' }));
-          else if (m.t === 'work') await sock.send(encode({ t: 'result', id: m.id, attempt: m.attempt, payload: encodePayload(Number(m.payload[0]) * 2) }));
+          else if (m.t === 'work') await sock.send(encode({ t: 'result', id: m.id, attempt: m.attempt, payload: encodePayload((decodePayload(m.payload) as number) * 2) }));
         }
       }
     } catch {
