@@ -20,9 +20,9 @@ Options:
 Examples:
   taskfarm run -n 4 examples/example1.ts
   taskfarm keygen --name coordinator                           # then one keypair per worker host
-  taskfarm run -n 1 --bind tcp://0.0.0.0:5555 --curve-secret-key coordinator.key \
+  taskfarm run -n 1 --bind tcp://0.0.0.0:5555 --curve-secret-key coordinator.key \\
       --curve-allow-list workers.allow app.ts                  # coordinator only
-  taskfarm worker --connect tcp://10.0.0.5:5555 --curve-server-key coordinator.pub \
+  taskfarm worker --connect tcp://10.0.0.5:5555 --curve-server-key coordinator.pub \\
       --curve-secret-key hostb.key app.ts                      # on each other host
   taskfarm status http://127.0.0.1:9464                       # a coordinator run with --metrics-port 9464
 `;
@@ -163,7 +163,7 @@ Exit status:
   second signal).
 
 Examples:
-  taskfarm worker --connect tcp://10.0.0.5:5555 --curve-server-key coordinator.pub \
+  taskfarm worker --connect tcp://10.0.0.5:5555 --curve-server-key coordinator.pub \\
       --curve-secret-key $(hostname -s).key app.ts
   TASKFARM_CONNECT=tcp://10.0.0.5:5555 taskfarm worker --rank 3 app.ts --verbose
 `;
