@@ -620,7 +620,6 @@ export class Farm {
   }
 }
 
-/** Tasks in flight on a worker. */
 /** The `work` envelope of `task` for `w`: binary data raw if `w` reads raw payloads, else msgpack as it always was. */
 function workFor(w: WorkerRecord, task: Task): Work {
   let payload = task.payload ?? encodePayload(task.data);
@@ -629,6 +628,7 @@ function workFor(w: WorkerRecord, task: Task): Work {
   return { t: 'work', id: task.id, attempt: task.attempt, type: task.type, resource: task.resource, timeoutMs: task.policy.timeoutMs, payload, raw };
 }
 
+/** Tasks in flight on a worker. */
 export function inFlight(w: WorkerRecord): number {
   return (w.task === null ? 0 : 1) + w.backlog.length;
 }
