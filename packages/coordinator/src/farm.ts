@@ -357,9 +357,10 @@ export class Farm {
    * lost; a task past its timeout plus `graceMs` fails with ETIMEDOUT and its worker (stuck in a
    * handler that ignores its abort signal, or it would have answered) is told to go; it is replaced
    * when it reconnects or its process is recycled. While some worker sits idle, a worker whose
-   * running task has run for the window's `recallMs` with others waiting behind it is asked for
-   * those back (a `cancel` each, which a worker answers for an unstarted task with ECANCELLED), so
-   * that a long task does not hold short ones hostage while other workers could run them.
+   * running task has run for the window's `recallMs` (longer on a worker that is always slow to
+   * answer: WorkerPace.recallAfter) with others waiting behind it is asked for those back (a
+   * `cancel` each, which a worker answers for an unstarted task with ECANCELLED), so that a long
+   * task does not hold short ones hostage while other workers could run them.
    */
   tick(now: number, graceMs: number): void {
     const workers = [...this.#byRank.values()];
@@ -369,7 +370,7 @@ export class Farm {
         const task = w.task!;
         const limit = task.policy.timeoutMs;
         if (limit !== null && now - task.startedAt > limit + graceMs) this.#timedOut(w, now);
-        else if (idle && w.backlog.length > 0 && now - task.startedAt >= this.window.recallMs && !this.#stalled.has(w)) this.#recall(w);
+        else if (idle && w.backlog.length > 0 && now - task.startedAt >= w.pace.recallAfter(this.window) && !this.#stalled.has(w)) this.#recall(w);
       } else if ((w.state === 'idle' || w.state === 'joining') && now - w.lastSeen > this.settings.livenessMs) {
         this.#remove(w, 'silent', now);
       }
@@ -450,11 +451,13 @@ export class Farm {
       case 'error':
         // Acknowledged whether accepted or stale: either way the worker may forget it.
         this.outbox.push([peer, { t: 'ack', id: msg.id, attempt: msg.attempt }]);
+        this.#answered(w, now);
         if (msg.us !== undefined) w.pace.observe(msg.us, 1);
         this.#outcome(w, msg.id, msg.attempt, msg.t === 'result' ? { ok: true, payload: msg.payload as Buffer, raw: msg.raw === true } : { ok: false, error: msg.error }, now);
         return;
       case 'results':
         this.outbox.push([peer, { t: 'receipt', seq: msg.seq }]);
+        this.#answered(w, now);
         w.pace.observe(msg.us, msg.results.length);
         for (const r of msg.results) this.#outcome(w, r.id, r.attempt, { ok: true, payload: r.payload as Buffer, raw: false }, now);
         return;
@@ -466,6 +469,11 @@ export class Farm {
         this.outbox.push([peer, { t: 'heartbeat' }]);
         return;
     }
+  }
+
+  /** Outcomes came from `w`: how long they took, while tasks waited behind its running one, sets how patient recalls are with it. */
+  #answered(w: WorkerRecord, now: number): void {
+    if (w.task !== null && w.backlog.length > 0) w.pace.observeAnswer(now - w.task.startedAt);
   }
 
   #recall(w: WorkerRecord): void {

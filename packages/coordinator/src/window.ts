@@ -16,8 +16,9 @@ export interface WindowSettings {
   readonly maxBytes: number;
   /**
    * A task that has run this long with others waiting behind it on its worker has them taken back
-   * when another worker sits idle (Farm.tick). Long enough not to mistake a busy machine (a worker
-   * waiting for a core, or for other workers in its process) for a long task.
+   * when another worker sits idle (Farm.tick); longer on a worker that usually takes longer to
+   * answer (WorkerPace.recallAfter). Long enough not to mistake a busy machine (a worker waiting for
+   * a core, or for other workers in its process) for a long task.
    */
   readonly recallMs: number;
   /**
@@ -42,6 +43,13 @@ export class WorkerPace {
   taskMs: number | null = null;
   /** Payload bytes of the tasks in flight on it. */
   bytes = 0;
+  /**
+   * How long it takes to answer while it holds tasks behind the one it runs (from when that one
+   * started, as the coordinator reckons it, to the next message of outcomes): a smoothed mean and
+   * mean deviation, as TCP estimates a round trip (RFC 6298). null until first seen.
+   */
+  answerMs: number | null = null;
+  answerDevMs = 0;
 
   constructor(readonly agreed: number) {}
 
@@ -51,6 +59,29 @@ export class WorkerPace {
     // A batch counts as `count` observations, so that one batch of 64 outweighs one lone task.
     const w = 1 - (1 - WEIGHT) ** Math.min(count, 64);
     this.taskMs = this.taskMs === null ? ms : this.taskMs + w * (ms - this.taskMs);
+  }
+
+  /** It answered `ms` after its running task started, with tasks waiting behind that one. */
+  observeAnswer(ms: number): void {
+    if (this.answerMs === null) {
+      this.answerMs = ms;
+      this.answerDevMs = ms / 2;
+      return;
+    }
+    this.answerDevMs += (Math.abs(ms - this.answerMs) - this.answerDevMs) / 4;
+    this.answerMs += (ms - this.answerMs) / 8;
+  }
+
+  /**
+   * How long its running task may go unanswered, with others waiting behind it, before those are
+   * taken back: recallMs, or well beyond its usual answer time when that is longer. A worker in a
+   * process that hosts hundreds of others, on a machine short of cores, answers every few hundred
+   * ms however short its tasks; at a flat 100 ms its backlog was taken back again and again (5,000
+   * to 165,000 cancels in a 300,000-task run on 1,000 workers), each one adding work to the
+   * overloaded machine. A task that runs far past the worker's usual time is still caught.
+   */
+  recallAfter(s: WindowSettings): number {
+    return this.answerMs === null ? s.recallMs : Math.max(s.recallMs, this.answerMs + 4 * this.answerDevMs);
   }
 
   /**

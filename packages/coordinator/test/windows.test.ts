@@ -290,6 +290,44 @@ t.test('a long task does not strand the tasks behind it: they are asked back and
   t.ok(queue.done());
 });
 
+t.test('a worker that always answers slowly (an overloaded host) is given longer before its waiting tasks are asked back', async (t) => {
+  const { host, queue } = setup(Array.from({ length: 12 }, (_, i) => i));
+  host.join('p1', null, 4);
+  queue.doWork();
+  results(host, 'p1', host.worksTo('p1'));
+  queue.doWork();
+  // Its tasks take microseconds, but every answer comes 300 ms after the last: its process is busy
+  // with others. Each answer returns the running task only, so tasks always wait behind the next.
+  for (let seq = 2; seq <= 6; seq++) {
+    host.now += 300;
+    results(host, 'p1', [host.farm.worker(1)!.task!], 10, seq);
+    queue.doWork();
+  }
+  t.equal(host.farm.worker(1)!.backlog.length, 3, 'tasks still wait behind its running one');
+  host.join('p2', null, 4);
+  const cancels = () => host.sent.filter(([p, e]) => p === 'p1' && e.t === 'cancel').length;
+  host.now += 150;
+  host.farm.tick(host.now, 0);
+  host.flush();
+  t.equal(cancels(), 0, 'not at recallMs, which it passes at every answer');
+  host.now += 2_000;
+  host.farm.tick(host.now, 0);
+  host.flush();
+  t.equal(cancels(), 3, 'but a task far past its usual time still has its waiting tasks taken back');
+});
+
+t.test('the patience of recalls: recallMs until a worker has answered, then well past its usual answer time', async (t) => {
+  const pace = new WorkerPace(8);
+  t.equal(pace.recallAfter(DEFAULT_WINDOW), DEFAULT_WINDOW.recallMs, 'unknown: recallMs');
+  for (let i = 0; i < 20; i++) pace.observeAnswer(5);
+  t.equal(pace.recallAfter(DEFAULT_WINDOW), DEFAULT_WINDOW.recallMs, 'quick answers: never below recallMs');
+  for (let i = 0; i < 40; i++) pace.observeAnswer(i % 2 === 0 ? 200 : 400);
+  const after = pace.recallAfter(DEFAULT_WINDOW);
+  t.ok(after > 400 && after < 1_000, `answers of 200-400 ms: past the slowest of them, ${after.toFixed(0)} ms`);
+  for (let i = 0; i < 40; i++) pace.observeAnswer(5);
+  t.equal(pace.recallAfter(DEFAULT_WINDOW), DEFAULT_WINDOW.recallMs, 'and back to recallMs once it answers quickly again');
+});
+
 t.test('tasks asked back unstarted go back to the queue in the order they were queued', async (t) => {
   const { host, queue } = setup([0]);
   host.join('p1', null, 8);
