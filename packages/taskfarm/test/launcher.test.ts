@@ -124,9 +124,11 @@ t.test('--help describes every command', async (t) => {
   for (const text of ['--connect ENDPOINT', '$TASKFARM_CONNECT', '--rank N', '--inspect ', 'TASKFARM_ROLE', 'Examples:'])
     t.ok(workerHelp.stdout.includes(text), `worker --help mentions ${text}`);
   t.equal(helpAfterTypo.stdout, runHelp.stdout, '--help wins over a bad option');
-  // Examples wrapped over two lines must stay pasteable into a shell: each line but the last ends in a backslash.
+  // Examples wrapped over two lines must stay pasteable into a shell: an example continued on the
+  // next line (indented further, its options going on) ends in a backslash.
   for (const [name, text] of [['taskfarm --help', top.stdout], ['worker --help', workerHelp.stdout]] as const) {
-    const wrapped = text.split('\n').filter((line) => /^\s+taskfarm (run|worker) .*--curve-server-key|^\s+taskfarm run -n 1 --bind/.test(line));
+    const lines = text.slice(text.indexOf('\nExamples:\n')).split('\n');
+    const wrapped = lines.filter((_, i) => /^ {6}--/.test(lines[i + 1] ?? ''));
     t.ok(wrapped.length > 0, `${name} has a wrapped example`);
     for (const line of wrapped) t.match(line, / \\$/, `${name}: "${line.trim().slice(0, 40)}..." ends in a shell line continuation`);
   }
