@@ -10,7 +10,7 @@
  * without them, except in CI, where their absence fails.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +42,9 @@ t.test("PROTOCOL.md's Python worker runs a WorkQueue against the coordinator", a
     else t.plan(0, missing);
     return;
   }
-  const file = join(mkdtempSync(join(tmpdir(), 'taskfarm-py-')), 'worker.py');
+  const dir = mkdtempSync(join(tmpdir(), 'taskfarm-py-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'worker.py');
   writeFileSync(file, pythonWorker());
   const coordinator = await Coordinator.start({ endpoint: 'tcp://127.0.0.1:*', logLevel: 'silent' });
   t.teardown(() => coordinator.close());
