@@ -511,7 +511,7 @@ function hex(peer: PeerId): string {
   return Buffer.from(peer, 'latin1').toString('hex');
 }
 
-/** Whether two routing ids are the same bytes (a few: libzmq makes them 5 long). */
+/** Whether two routing ids are the same bytes: a few (libzmq makes them 5 long), compared here rather than by Buffer.equals(), another native call. */
 function sameBytes(a: Buffer, b: Buffer): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
