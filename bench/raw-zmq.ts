@@ -13,7 +13,12 @@ const packr = new Packr({ useRecords: false });
 const SELF = fileURLToPath(import.meta.url);
 
 if (process.argv[2] === 'worker') {
-  const [, , , endpoint, scenario] = process.argv as [string, string, string, string, Scenario];
+  const [, , , endpoint, scenario, perProcess] = process.argv as [string, string, string, string, Scenario, string?];
+  // Scale's raw reference hosts many workers in one process, each with a DEALER of its own, as bench/worker-host.ts does.
+  await Promise.all(Array.from({ length: Number(perProcess ?? 1) }, () => serve(endpoint, scenario)));
+}
+
+async function serve(endpoint: string, scenario: Scenario): Promise<void> {
   const d = new zmq.Dealer({ linger: 0 });
   d.connect(endpoint);
   await d.send(packr.pack({ t: 'ready' }));
@@ -30,13 +35,15 @@ if (process.argv[2] === 'worker') {
 /**
  * Runs TASKS tasks; resolves with the wall time in seconds (from the first send to the last result).
  * With `rtts` (one worker, window 1), also records each round trip in ms: from building the task
- * to having decoded its result, as taskfarm's submit() round trip is timed.
+ * to having decoded its result, as taskfarm's submit() round trip is timed. `perProcess` workers
+ * share each worker process (default 1).
  */
-export async function rawLoop(o: { scenario: Scenario; workers: number; tasks: number; batch: number; window: number; data: (i: number) => unknown; rtts?: number[] }): Promise<number> {
+export async function rawLoop(o: { scenario: Scenario; workers: number; perProcess?: number; tasks: number; batch: number; window: number; data: (i: number) => unknown; rtts?: number[] }): Promise<number> {
   const r = new zmq.Router({ linger: 0 });
   await r.bind('tcp://127.0.0.1:*');
-  const kids = Array.from({ length: o.workers }, () =>
-    spawn(process.execPath, ['--import', 'tsx', SELF, 'worker', r.lastEndpoint!, o.scenario], { stdio: 'inherit' }),
+  const perProcess = o.perProcess ?? 1;
+  const kids = Array.from({ length: Math.ceil(o.workers / perProcess) }, () =>
+    spawn(process.execPath, ['--import', 'tsx', SELF, 'worker', r.lastEndpoint!, o.scenario, String(perProcess)], { stdio: 'inherit' }),
   );
   const ids: Buffer[] = [];
   const it = r[Symbol.asyncIterator]();

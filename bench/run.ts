@@ -377,10 +377,25 @@ async function main(): Promise<void> {
         { system: `taskfarm WorkQueue, ${name(small)}`, unit: 'tasks/s', once: run(small), note },
         { system: `taskfarm WorkQueue, ${name(large)}`, unit: 'tasks/s', once: run(large), note },
       );
+      // The transport's own ratio for the same job: the raw loop in the same layouts, each worker's
+      // messages as large as its share of the job allows (up to 1,024 tasks; 300 with 1,000
+      // workers: the whole job in one message a worker), 2 in flight. What 1,000 connections
+      // cost ZeroMQ and the processes that hold them, with nothing done per task.
+      const raw = (l: Layout) => async () => {
+        const workers = l.processes * l.perProcess;
+        const batch = Math.min(1024, Math.ceil(sTasks / workers));
+        return sTasks / (await rawLoop({ scenario: 'a', workers, perProcess: l.perProcess, tasks: sTasks, batch, window: 2, data: (i) => i }));
+      };
+      const rawScale = await measurePair(
+        'scale',
+        { system: `raw zeromq.js, ${name(small)}`, unit: 'tasks/s', once: raw(small), note: `${note}, up to 1,024 a message, 2 in flight` },
+        { system: `raw zeromq.js, ${name(large)}`, unit: 'tasks/s', once: raw(large), note: `${note}, ${Math.ceil(sTasks / (large.processes * large.perProcess))} a message (a worker's whole share)` },
+      );
       record('scale', `registration, ${name(small)}`, 's', registration.get(small)!, 'spawn to waitForWorkers(); process start-up included');
       const reg1000 = record('scale', `registration, ${name(large)}`, 's', registration.get(large)!, 'spawn to waitForWorkers(); target <= 5 s');
       // scale.ratio is the 10 workers' to the 1,000's; the target is the other way round.
       summary['scale: 1,000 / 10 workers tasks/s, alternating runs (target >= 0.8x)'] = ratio(1 / scale.ratio);
+      summary['scale, raw zeromq.js at its largest batches: 1,000 / 10 workers tasks/s, alternating runs'] = ratio(1 / rawScale.ratio);
       summary['scale: 1,000 workers registered in (target <= 5 s)'] = `${reg1000.toFixed(2)} s`;
     }
   }
