@@ -39,10 +39,13 @@ async function serve(endpoint: string, scenario: Scenario): Promise<void> {
  * share each worker process (default 1).
  */
 export async function rawLoop(o: { scenario: Scenario; workers: number; perProcess?: number; tasks: number; batch: number; window: number; data: (i: number) => unknown; rtts?: number[] }): Promise<number> {
+  const perProcess = o.perProcess ?? 1;
+  // Every process holds perProcess DEALERs: a remainder would connect workers the loop never waits
+  // for, whose `ready` would then be read as a result.
+  if (!Number.isSafeInteger(o.workers / perProcess)) throw new RangeError(`${o.workers} workers do not divide into processes of ${perProcess}`);
   const r = new zmq.Router({ linger: 0 });
   await r.bind('tcp://127.0.0.1:*');
-  const perProcess = o.perProcess ?? 1;
-  const kids = Array.from({ length: Math.ceil(o.workers / perProcess) }, () =>
+  const kids = Array.from({ length: o.workers / perProcess }, () =>
     spawn(process.execPath, ['--import', 'tsx', SELF, 'worker', r.lastEndpoint!, o.scenario, String(perProcess)], { stdio: 'inherit' }),
   );
   const ids: Buffer[] = [];
